@@ -1,0 +1,29 @@
+//! What each API operation demands, as a type to name in a handler's
+//! signature: `Authorized<TokensWrite>`. The accepted permission groups are
+//! those Cloudflare publishes per operation (any one is enough); an empty
+//! list means only the admin token may call it.
+
+use crate::domain::permission::*;
+
+pub trait Operation: Send + Sync + 'static {
+    const GROUPS: &'static [&'static str];
+}
+
+macro_rules! operation {
+    ($(#[$doc:meta])* $name:ident => [$($group:expr),* $(,)?]) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl Operation for $name {
+            const GROUPS: &'static [&'static str] = &[$($group),*];
+        }
+    };
+}
+
+operation!(
+    /// Creating and deleting accounts belongs to the operator.
+    AdminOnly => []
+);
+operation!(AccountRead => [ACCOUNT_SETTINGS_READ, ACCOUNT_SETTINGS_WRITE]);
+operation!(AccountWrite => [ACCOUNT_SETTINGS_WRITE]);
+operation!(TokensRead => [ACCOUNT_API_TOKENS_READ, ACCOUNT_API_TOKENS_WRITE]);
+operation!(TokensWrite => [ACCOUNT_API_TOKENS_WRITE]);

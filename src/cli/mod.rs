@@ -1,0 +1,60 @@
+//! The command line: `serve`, `migrate` and `admin-token`.
+
+pub mod admin;
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+
+use crate::BoxError;
+use crate::config::{self, Config, DatabaseArgs};
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "accessd", version, about = "Zero Trust Access users, self-hosted, on the Cloudflare v4 API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (migrates the database first).
+    Serve(Config),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Replace the admin token with a new one and print it (offline, against the database).
+    AdminToken(DatabaseArgs),
+}
+
+/// Prints a line on standard output at once, for people and scripts that
+/// wait for it (the listening address, a secret shown once).
+pub fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // Nothing useful can be done when stdout is gone; the server keeps running.
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+pub async fn run(cli: Cli) -> Result<(), BoxError> {
+    for name in config::unknown_env_vars() {
+        tracing::warn!(variable = %name, "unknown ACCESSD_ environment variable; is it misspelled?");
+    }
+    match cli.command {
+        Command::Serve(config) => crate::serve(config).await,
+        Command::Migrate(database) => {
+            let store = Store::connect(&database.url).await?;
+            store.migrate().await?;
+            store.close().await;
+            announce("migrations applied");
+            Ok(())
+        }
+        Command::AdminToken(database) => {
+            let store = Store::connect(&database.url).await?;
+            store.migrate().await?;
+            let secret = admin::rotate_admin_token(&store).await?;
+            store.close().await;
+            announce(&format!("new admin token (shown once; the old one no longer works): {secret}"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Server configuration: one `Config`, filled from defaults, then environment
+//! variables, then command-line flags (clap applies the last two).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use clap::Args;
+
+/// The environment variables accessd reads; anything else with the prefix is a typo.
+pub const KNOWN_ENV: &[&str] = &[
+    "ACCESSD_LISTEN",
+    "ACCESSD_DATABASE_URL",
+    "ACCESSD_ADMIN_TOKEN",
+    "ACCESSD_LOG",
+];
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://accessd.db";
+
+/// Where the data lives; shared by every subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST:PORT/DB`.
+    #[arg(long = "database", env = "ACCESSD_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub url: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port and prints it.
+    #[arg(long, env = "ACCESSD_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// The admin token. When unset, one is generated on first start and printed once.
+    #[arg(long, env = "ACCESSD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+}
+
+/// A secret from configuration: never shown by `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        if crate::domain::secret::has_token_shape(raw) {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err("an admin token must be 40 characters of A-Z a-z 0-9 - _, \
+                 or cfut_ followed by at least 41 letters and digits \
+                 (the shapes Cloudflare SDK users send as Bearer tokens)"
+                .to_string())
+        }
+    }
+}
+
+/// Names of environment variables that look like ours but are not.
+pub fn unknown_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("ACCESSD_") && !KNOWN_ENV.contains(&name.as_str()))
+        .collect()
+}

@@ -1,0 +1,13 @@
+//! Plain types and rules of accessd: identifiers, timestamps, accounts, API
+//! tokens and the permission-group catalog. Nothing here knows about HTTP or
+//! SQL, so the same rules serve the v4 API, the CLI and the store.
+
+pub mod account;
+pub mod ids;
+pub mod permission;
+pub mod secret;
+pub mod time;
+pub mod token;
+
+pub use ids::{AccountId, PolicyId, TokenId};
+pub use time::Timestamp;

@@ -1,0 +1,260 @@
+//! The one error type of the v4 API and its single mapping to the Cloudflare
+//! envelope. Every numeric code accessd sends is in [`ApiError::parts`]; the
+//! table is repeated for readers in `docs/errors.md`.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+#[derive(Debug, Serialize)]
+pub struct ErrorItem {
+    pub code: u32,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<ErrorSource>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error_chain: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorSource {
+    pub pointer: String,
+}
+
+impl ErrorItem {
+    fn new(code: u32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            source: None,
+            error_chain: Vec::new(),
+        }
+    }
+
+    fn at(mut self, pointer: Option<&str>) -> Self {
+        self.source = pointer.map(|p| ErrorSource {
+            pointer: p.to_string(),
+        });
+        self
+    }
+
+    fn chained(mut self, chain: Vec<ErrorItem>) -> Self {
+        self.error_chain = chain;
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no route for {path}")]
+    RouteNotFound { path: String },
+    #[error("malformed identifier in {path}")]
+    InvalidIdentifier { path: String },
+    #[error("method {method} not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("no credentials")]
+    MissingCredentials,
+    #[error("malformed Authorization header")]
+    MalformedAuthorization,
+    #[error("malformed X-Auth headers")]
+    MalformedAuthKey { key: bool, email: bool },
+    #[error("unknown global API key")]
+    UnknownAuthKey,
+    #[error("invalid API token")]
+    InvalidToken,
+    #[error("not permitted")]
+    Forbidden,
+    #[error("account-owned token used to list accounts")]
+    AccountTokenListsAccounts,
+    #[error("malformed JSON body: {message}")]
+    MalformedJson {
+        message: String,
+        pointer: Option<String>,
+    },
+    #[error("invalid request: {message}")]
+    Invalid {
+        message: String,
+        pointer: Option<String>,
+    },
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{message}")]
+    NotFound { code: u32, message: String },
+    #[error("{message}")]
+    Conflict { code: u32, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Code for a request field or parameter that fails validation.
+const CODE_INVALID: u32 = 1004;
+
+impl ApiError {
+    /// A body field or query parameter that fails validation. `pointer` is a
+    /// JSON Pointer into the body (`/policies/0/effect`), or `None` for a query parameter.
+    pub fn invalid(pointer: Option<&str>, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            message: message.into(),
+            pointer: pointer.map(str::to_string),
+        }
+    }
+
+    pub fn field(pointer: &str, message: impl Into<String>) -> Self {
+        Self::invalid(Some(pointer), message)
+    }
+
+    pub fn not_found(code: u32, message: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: u32, message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The status and the `errors` array: the one table of codes.
+    fn parts(&self) -> (StatusCode, Vec<ErrorItem>) {
+        let route = |path: &str| {
+            vec![
+                ErrorItem::new(
+                    7003,
+                    format!("Could not route to {path}, perhaps your object identifier is invalid?"),
+                ),
+                ErrorItem::new(7000, "No route for that URI"),
+            ]
+        };
+        match self {
+            ApiError::RouteNotFound { path } => (StatusCode::NOT_FOUND, route(path)),
+            ApiError::InvalidIdentifier { path } => (StatusCode::BAD_REQUEST, route(path)),
+            ApiError::MethodNotAllowed { method, path } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                vec![ErrorItem::new(
+                    7001,
+                    format!("Method {method} not allowed for {path}"),
+                )],
+            ),
+            ApiError::MissingCredentials => (
+                StatusCode::BAD_REQUEST,
+                vec![ErrorItem::new(
+                    9106,
+                    "Missing X-Auth-Key, X-Auth-Email or Authorization headers",
+                )],
+            ),
+            ApiError::MalformedAuthorization => (
+                StatusCode::BAD_REQUEST,
+                vec![ErrorItem::new(6003, "Invalid request headers").chained(vec![
+                    ErrorItem::new(6111, "Invalid format for Authorization header"),
+                ])],
+            ),
+            ApiError::MalformedAuthKey { key, email } => {
+                let mut chain = Vec::new();
+                if *email {
+                    chain.push(ErrorItem::new(6102, "Invalid format for X-Auth-Email header"));
+                }
+                if *key {
+                    chain.push(ErrorItem::new(6103, "Invalid format for X-Auth-Key header"));
+                }
+                (
+                    StatusCode::BAD_REQUEST,
+                    vec![ErrorItem::new(6003, "Invalid request headers").chained(chain)],
+                )
+            }
+            ApiError::UnknownAuthKey => (
+                StatusCode::FORBIDDEN,
+                vec![ErrorItem::new(9103, "Unknown X-Auth-Key or X-Auth-Email")],
+            ),
+            ApiError::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                vec![ErrorItem::new(1000, "Invalid API Token")],
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                vec![ErrorItem::new(10000, "Authentication error")],
+            ),
+            ApiError::AccountTokenListsAccounts => (
+                StatusCode::BAD_REQUEST,
+                vec![ErrorItem::new(
+                    1001,
+                    "List accounts endpoint does not support account owned tokens.",
+                )],
+            ),
+            ApiError::MalformedJson { message, pointer } => (
+                StatusCode::BAD_REQUEST,
+                vec![
+                    ErrorItem::new(6007, format!("Malformed JSON in request body: {message}"))
+                        .at(pointer.as_deref()),
+                ],
+            ),
+            ApiError::Invalid { message, pointer } => (
+                StatusCode::BAD_REQUEST,
+                vec![ErrorItem::new(CODE_INVALID, message.clone()).at(pointer.as_deref())],
+            ),
+            ApiError::PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                vec![ErrorItem::new(
+                    1008,
+                    format!("Request body too large: send at most {limit} bytes"),
+                )],
+            ),
+            ApiError::NotFound { code, message } => (
+                StatusCode::NOT_FOUND,
+                vec![ErrorItem::new(*code, message.clone())],
+            ),
+            ApiError::Conflict { code, message } => (
+                StatusCode::CONFLICT,
+                vec![ErrorItem::new(*code, message.clone())],
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                vec![ErrorItem::new(10001, "Internal server error; please retry later")],
+            ),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FailureBody {
+    success: bool,
+    errors: Vec<ErrorItem>,
+    messages: [(); 0],
+    result: Option<()>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let (status, errors) = self.parts();
+        let body = FailureBody {
+            success: false,
+            errors,
+            messages: [],
+            result: None,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        // A conflict or a bad request will not go away by itself: tell the SDKs not to retry.
+        if status.is_client_error() {
+            response
+                .headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(what) => ApiError::conflict(1009, what),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! accessd: a self-hosted Zero Trust Access user service that speaks the
+//! Cloudflare v4 API.
+//!
+//! `domain` holds the rules, `store` keeps them durable on SQLite or
+//! PostgreSQL, `auth` decides who may do what, `api` shapes it all as the
+//! Cloudflare SDKs expect, and `cli` is the command line around [`serve`].
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod store;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::store::Store;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens the database, migrates it, makes sure an admin token exists, and
+/// serves until SIGINT or SIGTERM; requests in flight are finished first.
+pub async fn serve(config: Config) -> Result<(), BoxError> {
+    let store = Store::connect(&config.database.url).await?;
+    store.migrate().await?;
+    cli::admin::ensure_admin_token(&store, config.admin_token.as_ref()).await?;
+
+    let listener = TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    let app = app::router(AppState {
+        store: store.clone(),
+    });
+    tracing::info!(backend = store.backend_name(), %address, "started");
+    cli::announce(&format!("accessd listening on http://{address}"));
+
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down; finishing requests in flight");
+}
