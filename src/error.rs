@@ -2,7 +2,7 @@
 //! envelope. Every numeric code accessd sends is in [`ApiError::parts`]; the
 //! table is repeated for readers in `docs/errors.md`.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -125,7 +125,9 @@ impl ApiError {
             vec![
                 ErrorItem::new(
                     7003,
-                    format!("Could not route to {path}, perhaps your object identifier is invalid?"),
+                    format!(
+                        "Could not route to {path}, perhaps your object identifier is invalid?"
+                    ),
                 ),
                 ErrorItem::new(7000, "No route for that URI"),
             ]
@@ -149,14 +151,20 @@ impl ApiError {
             ),
             ApiError::MalformedAuthorization => (
                 StatusCode::BAD_REQUEST,
-                vec![ErrorItem::new(6003, "Invalid request headers").chained(vec![
-                    ErrorItem::new(6111, "Invalid format for Authorization header"),
-                ])],
+                vec![
+                    ErrorItem::new(6003, "Invalid request headers").chained(vec![ErrorItem::new(
+                        6111,
+                        "Invalid format for Authorization header",
+                    )]),
+                ],
             ),
             ApiError::MalformedAuthKey { key, email } => {
                 let mut chain = Vec::new();
                 if *email {
-                    chain.push(ErrorItem::new(6102, "Invalid format for X-Auth-Email header"));
+                    chain.push(ErrorItem::new(
+                        6102,
+                        "Invalid format for X-Auth-Email header",
+                    ));
                 }
                 if *key {
                     chain.push(ErrorItem::new(6103, "Invalid format for X-Auth-Key header"));
@@ -213,7 +221,10 @@ impl ApiError {
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                vec![ErrorItem::new(10001, "Internal server error; please retry later")],
+                vec![ErrorItem::new(
+                    10001,
+                    "Internal server error; please retry later",
+                )],
             ),
         }
     }
@@ -233,6 +244,7 @@ impl IntoResponse for ApiError {
             tracing::error!(%cause, "request failed");
         }
         let (status, errors) = self.parts();
+        let unread_body = matches!(self, ApiError::PayloadTooLarge { .. });
         let body = FailureBody {
             success: false,
             errors,
@@ -245,6 +257,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if unread_body {
+            // The rest of the body was never read, so this connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -53,7 +53,10 @@ fn parse_type(raw: Option<&str>) -> Result<AccountType, ApiError> {
     match raw {
         None => Ok(AccountType::Standard),
         Some(raw) => AccountType::parse(raw).ok_or_else(|| {
-            ApiError::field("/type", format!("type must be \"standard\" or \"enterprise\", got {raw:?}"))
+            ApiError::field(
+                "/type",
+                format!("type must be \"standard\" or \"enterprise\", got {raw:?}"),
+            )
         }),
     }
 }
@@ -75,7 +78,10 @@ pub struct CreateAccountRequest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UnitRef {
-    #[allow(dead_code, reason = "accepted for SDK compatibility; accessd has no tenant units")]
+    #[allow(
+        dead_code,
+        reason = "accepted for SDK compatibility; accessd has no tenant units"
+    )]
     id: String,
 }
 
@@ -106,8 +112,6 @@ async fn create_account(
 pub struct ListAccountsQuery {
     name: Option<String>,
     direction: Option<String>,
-    #[serde(flatten)]
-    page: PageParams,
 }
 
 const ACCOUNT_PAGES: PageLimits = PageLimits {
@@ -132,11 +136,12 @@ async fn list_accounts(
     State(state): State<AppState>,
     caller: Authenticated,
     ApiQuery(query): ApiQuery<ListAccountsQuery>,
+    ApiQuery(pages): ApiQuery<PageParams>,
 ) -> Result<Success<Vec<AccountView>>, ApiError> {
     if let Principal::Token(_) = caller.principal {
         return Err(ApiError::AccountTokenListsAccounts);
     }
-    let page = query.page.resolve(&ACCOUNT_PAGES)?;
+    let page = pages.resolve(&ACCOUNT_PAGES)?;
     let direction = parse_direction(query.direction.as_deref())?;
     let filter = AccountFilter { name: query.name };
     let accounts = state.store.list_accounts(&filter, direction, page).await?;
@@ -167,9 +172,15 @@ pub struct UpdateAccountRequest {
     #[serde(rename = "type")]
     account_type: String,
     settings: Option<AccountSettings>,
-    #[allow(dead_code, reason = "read-only; accepted so a fetched account can be sent back")]
+    #[allow(
+        dead_code,
+        reason = "read-only; accepted so a fetched account can be sent back"
+    )]
     managed_by: Option<serde_json::Value>,
-    #[allow(dead_code, reason = "read-only; accepted so a fetched account can be sent back")]
+    #[allow(
+        dead_code,
+        reason = "read-only; accepted so a fetched account can be sent back"
+    )]
     created_on: Option<serde_json::Value>,
 }
 

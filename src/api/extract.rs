@@ -140,7 +140,9 @@ impl PageParams {
         };
         let per_page = match self.per_page {
             None => limits.default_per_page,
-            Some(n) if n >= i64::from(limits.min_per_page) && n <= i64::from(limits.max_per_page) => {
+            Some(n)
+                if n >= i64::from(limits.min_per_page) && n <= i64::from(limits.max_per_page) =>
+            {
                 n as u32
             }
             Some(n) => {

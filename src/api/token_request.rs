@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::permission::{SCOPE_ACCOUNT, SCOPE_ZONE, find_group};
-use crate::domain::token::{Effect, IpCondition, ResourceGrant, StoredStatus, TokenPolicy, TokenSpec};
+use crate::domain::token::{
+    Effect, IpCondition, ResourceGrant, StoredStatus, TokenPolicy, TokenSpec,
+};
 use crate::domain::{AccountId, PolicyId, Timestamp};
 use crate::error::ApiError;
 
@@ -45,10 +47,16 @@ struct PolicyInput {
 #[serde(deny_unknown_fields)]
 struct GroupRef {
     id: String,
-    #[allow(dead_code, reason = "echoed by clients that send a fetched token back; the id decides")]
+    #[allow(
+        dead_code,
+        reason = "echoed by clients that send a fetched token back; the id decides"
+    )]
     #[serde(default)]
     name: Option<String>,
-    #[allow(dead_code, reason = "optional descriptive data the API ignores on input")]
+    #[allow(
+        dead_code,
+        reason = "optional descriptive data the API ignores on input"
+    )]
     #[serde(default)]
     meta: Option<Value>,
 }
@@ -103,7 +111,10 @@ impl TokenRequest {
         if let (Some(start), Some(end)) = (not_before, expires_on)
             && start >= end
         {
-            return Err(ApiError::field("/expires_on", "expires_on must be later than not_before"));
+            return Err(ApiError::field(
+                "/expires_on",
+                "expires_on must be later than not_before",
+            ));
         }
         let status = match self.status.as_deref() {
             None => StoredStatus::Active,
@@ -114,7 +125,10 @@ impl TokenRequest {
                 ));
             }
             Some(raw) => StoredStatus::parse(raw).ok_or_else(|| {
-                ApiError::field("/status", format!("status must be active or disabled, got {raw:?}"))
+                ApiError::field(
+                    "/status",
+                    format!("status must be active or disabled, got {raw:?}"),
+                )
             })?,
         };
         Ok(TokenSpec {
@@ -139,7 +153,8 @@ impl PolicyInput {
         let mut groups = Vec::with_capacity(self.permission_groups.len());
         for (i, group) in self.permission_groups.iter().enumerate() {
             let id = group.id.to_ascii_lowercase();
-            let known = find_group(&id).filter(|g| g.scope == SCOPE_ACCOUNT || g.scope == SCOPE_ZONE);
+            let known =
+                find_group(&id).filter(|g| g.scope == SCOPE_ACCOUNT || g.scope == SCOPE_ZONE);
             if known.is_none() {
                 return Err(ApiError::field(
                     &format!("{at}/permission_groups/{i}/id"),
@@ -153,11 +168,17 @@ impl PolicyInput {
             groups.push(id);
         }
         if self.resources.is_empty() {
-            return Err(ApiError::field(&format!("{at}/resources"), "resources must not be empty"));
+            return Err(ApiError::field(
+                &format!("{at}/resources"),
+                "resources must not be empty",
+            ));
         }
         let mut resources = BTreeMap::new();
         for (key, value) in self.resources {
-            let pointer = format!("{at}/resources/{}", key.replace('~', "~0").replace('/', "~1"));
+            let pointer = format!(
+                "{at}/resources/{}",
+                key.replace('~', "~0").replace('/', "~1")
+            );
             let grant = resource_grant(&key, value, account, &pointer)?;
             resources.insert(key, grant);
         }
@@ -189,7 +210,8 @@ fn resource_grant(
     account: &AccountId,
     pointer: &str,
 ) -> Result<ResourceGrant, ApiError> {
-    let own_account = key == format!("{SCOPE_ACCOUNT}.{account}") || key == format!("{SCOPE_ACCOUNT}.*");
+    let own_account =
+        key == format!("{SCOPE_ACCOUNT}.{account}") || key == format!("{SCOPE_ACCOUNT}.*");
     let zone = is_zone_key(key);
     if !own_account && !zone {
         return Err(ApiError::field(

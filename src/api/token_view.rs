@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::domain::permission::find_group;
-use crate::domain::token::{ApiToken, Effect, IpCondition, ResourceGrant, TokenPolicy, TokenStatus};
+use crate::domain::token::{
+    ApiToken, Effect, IpCondition, ResourceGrant, TokenPolicy, TokenStatus,
+};
 use crate::domain::{PolicyId, Timestamp, TokenId};
 
 #[derive(Serialize)]

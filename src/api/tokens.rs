@@ -22,13 +22,19 @@ use crate::store::tokens::TokenListing;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/accounts/{account_id}/tokens", get(list_tokens).post(create_token))
+        .route(
+            "/accounts/{account_id}/tokens",
+            get(list_tokens).post(create_token),
+        )
         .route("/accounts/{account_id}/tokens/verify", get(verify_token))
         .route(
             "/accounts/{account_id}/tokens/{token_id}",
             get(get_token).put(update_token).delete(delete_token),
         )
-        .route("/accounts/{account_id}/tokens/{token_id}/value", put(roll_token))
+        .route(
+            "/accounts/{account_id}/tokens/{token_id}/value",
+            put(roll_token),
+        )
 }
 
 fn token_not_found() -> ApiError {
@@ -41,7 +47,11 @@ fn parse_token_id(raw: &str) -> Result<TokenId, ApiError> {
 }
 
 /// A token may not hand on a permission group its creator does not hold.
-fn ensure_creator_holds(principal: &Principal, account: &AccountId, spec: &TokenSpec) -> Result<(), ApiError> {
+fn ensure_creator_holds(
+    principal: &Principal,
+    account: &AccountId,
+    spec: &TokenSpec,
+) -> Result<(), ApiError> {
     let Principal::Token(creator) = principal else {
         return Ok(());
     };
@@ -81,15 +91,17 @@ async fn create_token(
     };
     let secret = secret::mint(SecretKind::AccountToken);
     state.store.create_token(&token, &secret.hash).await?;
-    Ok(Success::ok(TokenView::with_value(&token, now, secret.value)))
+    Ok(Success::ok(TokenView::with_value(
+        &token,
+        now,
+        secret.value,
+    )))
 }
 
 #[derive(Deserialize)]
 pub struct ListTokensQuery {
     direction: Option<String>,
     include_expired: Option<bool>,
-    #[serde(flatten)]
-    page: PageParams,
 }
 
 const TOKEN_PAGES: PageLimits = PageLimits {
@@ -103,15 +115,19 @@ async fn list_tokens(
     State(state): State<AppState>,
     caller: Authorized<TokensRead>,
     ApiQuery(query): ApiQuery<ListTokensQuery>,
+    ApiQuery(pages): ApiQuery<PageParams>,
 ) -> Result<Success<Vec<TokenView>>, ApiError> {
-    let page = query.page.resolve(&TOKEN_PAGES)?;
+    let page = pages.resolve(&TOKEN_PAGES)?;
     let now = Timestamp::now();
     let listing = TokenListing {
         direction: parse_direction(query.direction.as_deref())?,
         include_expired: query.include_expired.unwrap_or(false),
         now,
     };
-    let tokens = state.store.list_tokens(&caller.account, listing, page).await?;
+    let tokens = state
+        .store
+        .list_tokens(&caller.account, listing, page)
+        .await?;
     Ok(Success::page(tokens.map(|t| TokenView::new(&t, now))))
 }
 

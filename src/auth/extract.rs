@@ -43,10 +43,10 @@ impl FromRequestParts<AppState> for Authenticated {
 
 /// Reads `{account_id}` from the matched path; a malformed one is a routing error.
 pub async fn account_in_path(parts: &mut Parts) -> Result<AccountId, ApiError> {
-    let path = parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or_else(|| parts.uri.path().to_string(), |uri| uri.path().to_string());
+    let path = parts.extensions.get::<OriginalUri>().map_or_else(
+        || parts.uri.path().to_string(),
+        |uri| uri.path().to_string(),
+    );
     let invalid = || ApiError::InvalidIdentifier { path: path.clone() };
     let params = RawPathParams::from_request_parts(parts, &())
         .await
@@ -105,7 +105,10 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match Authenticated::from_request_parts(parts, state).await?.principal {
+        match Authenticated::from_request_parts(parts, state)
+            .await?
+            .principal
+        {
             Principal::Admin { .. } => Ok(Admin),
             Principal::Token(_) => Err(ApiError::Forbidden),
         }

@@ -11,7 +11,11 @@ use crate::config::{self, Config, DatabaseArgs};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "accessd", version, about = "Zero Trust Access users, self-hosted, on the Cloudflare v4 API")]
+#[command(
+    name = "accessd",
+    version,
+    about = "Zero Trust Access users, self-hosted, on the Cloudflare v4 API"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -53,7 +57,9 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             store.migrate().await?;
             let secret = admin::rotate_admin_token(&store).await?;
             store.close().await;
-            announce(&format!("new admin token (shown once; the old one no longer works): {secret}"));
+            announce(&format!(
+                "new admin token (shown once; the old one no longer works): {secret}"
+            ));
             Ok(())
         }
     }

@@ -7,7 +7,8 @@ use rand::RngCore;
 
 /// Parses 32 hexadecimal characters, accepting upper case and returning lower case.
 fn parse_hex32(raw: &str) -> Option<String> {
-    (raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit())).then(|| raw.to_ascii_lowercase())
+    (raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| raw.to_ascii_lowercase())
 }
 
 fn random_hex32() -> String {

@@ -154,6 +154,8 @@ mod tests {
         assert!(has_token_shape("Ab-_Ab-_Ab-_Ab-_Ab-_Ab-_Ab-_Ab-_Ab-_Ab-_"));
         assert!(!has_token_shape(&"a".repeat(37)));
         assert!(!has_token_shape("cfat_short"));
-        assert!(!has_token_shape("not a token at all, with spaces in it...."));
+        assert!(!has_token_shape(
+            "not a token at all, with spaces in it...."
+        ));
     }
 }

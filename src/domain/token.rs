@@ -182,10 +182,11 @@ mod tests {
     #[test]
     fn resources_round_trip_through_json() {
         let raw = r#"{"com.cloudflare.api.account.abc":"*","com.cloudflare.api.account.def":{"com.cloudflare.api.account.zone.*":"*"}}"#;
-        let parsed: BTreeMap<String, ResourceGrant> =
-            serde_json::from_str(raw).unwrap_or_default();
+        let parsed: BTreeMap<String, ResourceGrant> = serde_json::from_str(raw).unwrap_or_default();
         assert_eq!(parsed.len(), 2);
         assert_eq!(serde_json::to_string(&parsed).ok().as_deref(), Some(raw));
-        assert!(serde_json::from_str::<BTreeMap<String, ResourceGrant>>(r#"{"a":"read"}"#).is_err());
+        assert!(
+            serde_json::from_str::<BTreeMap<String, ResourceGrant>>(r#"{"a":"read"}"#).is_err()
+        );
     }
 }

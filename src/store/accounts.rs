@@ -1,6 +1,8 @@
 use tracing::instrument;
 
-use super::{Page, PageRequest, SortDirection, Store, StoreResult, corrupt, like_pattern, with_pool};
+use super::{
+    Page, PageRequest, SortDirection, Store, StoreResult, corrupt, like_pattern, with_pool,
+};
 use crate::domain::account::{Account, AccountSettings, AccountType};
 use crate::domain::{AccountId, Timestamp};
 
@@ -64,7 +66,10 @@ impl Store {
     pub async fn find_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
         let sql = format!("SELECT {COLUMNS} FROM accounts WHERE id = $1");
         let row: Option<AccountRow> = with_pool!(self, |pool| {
-            sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await?
+            sqlx::query_as(&sql)
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
         });
         row.map(Account::try_from).transpose()
     }
@@ -98,7 +103,10 @@ impl Store {
             (rows, total)
         });
         Ok(Page {
-            items: rows.into_iter().map(Account::try_from).collect::<StoreResult<_>>()?,
+            items: rows
+                .into_iter()
+                .map(Account::try_from)
+                .collect::<StoreResult<_>>()?,
             request: page,
             total_count: u64::try_from(total).unwrap_or(0),
         })

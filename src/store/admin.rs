@@ -16,8 +16,9 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn find_admin_token(&self) -> StoreResult<Option<AdminToken>> {
         let sql = "SELECT id, secret_hash, created_on FROM admin_token WHERE singleton = 1";
-        let row: Option<(String, String, i64)> =
-            with_pool!(self, |pool| sqlx::query_as(sql).fetch_optional(pool).await?);
+        let row: Option<(String, String, i64)> = with_pool!(self, |pool| sqlx::query_as(sql)
+            .fetch_optional(pool)
+            .await?);
         row.map(|(id, hash, created_on)| {
             Ok(AdminToken {
                 id: TokenId::parse(&id).ok_or_else(|| corrupt("admin token id"))?,

@@ -41,7 +41,8 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     pub fn total_pages(&self) -> u64 {
-        self.total_count.div_ceil(u64::from(self.request.per_page.max(1)))
+        self.total_count
+            .div_ceil(u64::from(self.request.per_page.max(1)))
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {

@@ -94,7 +94,11 @@ impl Store {
     }
 
     #[instrument(skip_all)]
-    pub async fn find_token(&self, account: &AccountId, id: &TokenId) -> StoreResult<Option<ApiToken>> {
+    pub async fn find_token(
+        &self,
+        account: &AccountId,
+        id: &TokenId,
+    ) -> StoreResult<Option<ApiToken>> {
         let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE account_id = $1 AND id = $2");
         let row: Option<TokenRow> = with_pool!(self, |pool| {
             sqlx::query_as(&sql)
@@ -155,7 +159,10 @@ impl Store {
             (rows, total)
         });
         Ok(Page {
-            items: rows.into_iter().map(ApiToken::try_from).collect::<StoreResult<_>>()?,
+            items: rows
+                .into_iter()
+                .map(ApiToken::try_from)
+                .collect::<StoreResult<_>>()?,
             request: page,
             total_count: u64::try_from(total).unwrap_or(0),
         })

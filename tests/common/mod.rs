@@ -1,0 +1,329 @@
+//! The test harness: start the real `accessd` binary on an ephemeral port
+//! against a fresh database, and talk HTTP to it.
+//!
+//! Every test runs on a temporary SQLite file; when `TEST_POSTGRES_URL` is set
+//! it runs again on a fresh PostgreSQL database created for it (and dropped
+//! after). With `CI` set, a missing `TEST_POSTGRES_URL` is a failure.
+
+#![allow(
+    dead_code,
+    reason = "each test module uses a different part of the harness"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub const ADMIN_TOKEN: &str = "cfut_AdminTokenForTestsAdminTokenForTests0123456789";
+
+/// A database for one test; a PostgreSQL one is dropped when this goes away.
+pub enum TestDb {
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        TestDb::Sqlite { dir }
+    }
+
+    /// `None` (with a note) when PostgreSQL is not configured outside CI.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TEST_POSTGRES_URL must be set in CI so every test also runs on PostgreSQL"
+            );
+            eprintln!("TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+            return None;
+        };
+        let name = format!("accessd_test_{:016x}", rand::thread_rng().r#gen::<u64>());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at TEST_POSTGRES_URL: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("create database: {e}"));
+        Some(TestDb::Postgres { admin_url, name })
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { dir } => {
+                format!("sqlite://{}", dir.path().join("accessd.db").display())
+            }
+            TestDb::Postgres { admin_url, name } => {
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
+                format!("{base}/{name}")
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let (url, name) = (admin_url.clone(), name.clone());
+            // A fresh thread with its own runtime, since Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&url)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    Ok::<_, std::io::Error>(())
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs a test body once per configured backend.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$test($crate::common::TestDb::sqlite()).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(db) = $crate::common::TestDb::postgres().await {
+                        super::$test(db).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub database_url: String,
+    pub http: reqwest::Client,
+    pub stdout_lines: Vec<String>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn result(&self) -> &Value {
+        &self.body["result"]
+    }
+
+    /// The first error code of a failure envelope, after checking its shape.
+    pub fn error_code(&self) -> i64 {
+        assert_eq!(self.body["success"], json!(false), "{}", self.body);
+        assert_eq!(self.body["result"], Value::Null, "{}", self.body);
+        assert_eq!(self.body["messages"], json!([]), "{}", self.body);
+        self.body["errors"][0]["code"].as_i64().unwrap_or_default()
+    }
+}
+
+impl Server {
+    /// Starts the binary on `db` with the test admin token.
+    pub async fn start(db: &TestDb) -> Server {
+        Self::start_with(db, &[("ACCESSD_ADMIN_TOKEN", ADMIN_TOKEN)]).await
+    }
+
+    pub async fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Server {
+        let database_url = db.url();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_accessd"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &database_url,
+            ])
+            .env_remove("ACCESSD_ADMIN_TOKEN")
+            .env("ACCESSD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn accessd: {e}"));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("piped stdout"));
+        let (base, stdout_lines) = tokio::task::spawn_blocking(move || read_address(stdout))
+            .await
+            .unwrap_or_else(|e| panic!("reader thread: {e}"));
+        Server {
+            child,
+            base,
+            database_url,
+            http: reqwest::Client::new(),
+            stdout_lines,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/client/v4{path}", self.base)
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Self::reply(request).await
+    }
+
+    pub async fn reply(request: reqwest::RequestBuilder) -> Reply {
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request failed: {e}"));
+        let status = response.status();
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "every answer is JSON"
+        );
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call("GET", path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call("POST", path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call("PUT", path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call("DELETE", path, token, None).await
+    }
+
+    /// Creates an account with the admin token and returns its id.
+    pub async fn create_account(&self, name: &str) -> String {
+        let reply = self
+            .post("/accounts", ADMIN_TOKEN, json!({ "name": name }))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.result()["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Creates a token on `account` allowing `groups`; returns (id, secret).
+    pub async fn create_token(&self, account: &str, groups: &[&str]) -> (String, String) {
+        let body = token_body("test token", account, groups);
+        let reply = self
+            .post(&format!("/accounts/{account}/tokens"), ADMIN_TOKEN, body)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let result = reply.result();
+        (
+            result["id"].as_str().unwrap_or_default().to_string(),
+            result["value"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    /// Stops the server the hard way: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its success.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM");
+        self.child.wait().is_ok_and(|status| status.success())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn token_body(name: &str, account: &str, groups: &[&str]) -> Value {
+    let groups: Vec<Value> = groups.iter().map(|id| json!({ "id": id })).collect();
+    json!({
+        "name": name,
+        "policies": [{
+            "effect": "allow",
+            "permission_groups": groups,
+            "resources": { format!("com.cloudflare.api.account.{account}"): "*" }
+        }]
+    })
+}
+
+fn read_address(stdout: std::process::ChildStdout) -> (String, Vec<String>) {
+    let mut reader = BufReader::new(stdout);
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).unwrap_or(0);
+        assert!(
+            read > 0,
+            "accessd exited before listening; stdout so far: {lines:?}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "accessd did not start in 30 s"
+        );
+        if let Some(at) = line.find("listening on http://") {
+            let address = line[at + "listening on ".len()..].trim().to_string();
+            lines.push(line);
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                    sink.clear();
+                }
+            });
+            return (address, lines);
+        }
+        lines.push(line);
+    }
+}

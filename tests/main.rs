@@ -1,0 +1,11 @@
+//! One test binary; one module per feature. Each test starts the real
+//! server (see `common`) on SQLite and, when configured, on PostgreSQL.
+
+mod common;
+
+mod accounts;
+mod auth_failures;
+mod bad_input;
+mod durability;
+mod store_conformance;
+mod tokens;

@@ -1,0 +1,249 @@
+//! The store's contract, run against both backends directly (no HTTP), so
+//! SQLite and PostgreSQL cannot drift apart.
+
+use accessd::domain::account::{Account, AccountSettings, AccountType};
+use accessd::domain::secret::{self, SecretKind};
+use accessd::domain::token::{ApiToken, IpCondition, StoredStatus};
+use accessd::domain::{AccountId, Timestamp, TokenId};
+use accessd::store::accounts::AccountFilter;
+use accessd::store::tokens::TokenListing;
+use accessd::store::{PageRequest, SortDirection, Store, StoreError};
+
+use crate::common::TestDb;
+
+crate::on_each_backend!(accounts_contract, tokens_contract);
+
+async fn open(db: &TestDb) -> Store {
+    let store = Store::connect(&db.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("migrate: {e}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("migrating twice is a no-op: {e}"));
+    store
+}
+
+fn account(name: &str, micros: i64) -> Account {
+    Account {
+        id: AccountId::generate(),
+        name: name.to_string(),
+        account_type: AccountType::Standard,
+        settings: AccountSettings::default(),
+        created_on: Timestamp::from_micros(micros),
+    }
+}
+
+async fn accounts_contract(db: TestDb) {
+    let store = open(&db).await;
+    let a = account("Alpha_1 %", 1_700_000_000_000_001);
+    store
+        .create_account(&a)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        store.create_account(&a).await,
+        Err(StoreError::Conflict(_))
+    ));
+    for name in ["beta", "Gamma", "alpha2"] {
+        store
+            .create_account(&account(name, 1))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        store.find_account(&a.id).await.ok().flatten(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .find_account(&AccountId::generate())
+            .await
+            .ok()
+            .flatten(),
+        None
+    );
+
+    let page = PageRequest {
+        page: 1,
+        per_page: 10,
+    };
+    let names = |filter: Option<&str>, direction| {
+        let store = store.clone();
+        let filter = AccountFilter {
+            name: filter.map(str::to_string),
+        };
+        async move {
+            store
+                .list_accounts(&filter, direction, page)
+                .await
+                .map(|p| p.items.into_iter().map(|a| a.name).collect::<Vec<_>>())
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(
+        names(Some("ALPHA"), SortDirection::Asc).await,
+        ["Alpha_1 %", "alpha2"]
+    );
+    assert_eq!(
+        names(Some("_1 %"), SortDirection::Asc).await,
+        ["Alpha_1 %"],
+        "LIKE wildcards match literally"
+    );
+    assert_eq!(names(Some("a_"), SortDirection::Asc).await, ["Alpha_1 %"]);
+    assert_eq!(
+        names(None, SortDirection::Desc)
+            .await
+            .first()
+            .map(String::as_str),
+        Some("beta")
+    );
+
+    let second = store
+        .list_accounts(
+            &AccountFilter::default(),
+            SortDirection::Asc,
+            PageRequest {
+                page: 2,
+                per_page: 3,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (second.items.len(), second.total_count, second.total_pages()),
+        (1, 4, 2)
+    );
+
+    let mut renamed = a.clone();
+    renamed.name = "Alpha".into();
+    renamed.settings.enforce_twofactor = true;
+    assert!(store.update_account(&renamed).await.unwrap_or(false));
+    assert_eq!(
+        store.find_account(&a.id).await.ok().flatten(),
+        Some(renamed)
+    );
+    assert!(store.delete_account(&a.id).await.unwrap_or(false));
+    assert!(!store.delete_account(&a.id).await.unwrap_or(true));
+}
+
+async fn tokens_contract(db: TestDb) {
+    let store = open(&db).await;
+    let owner = account("Owner", 1);
+    store
+        .create_account(&owner)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = Timestamp::now();
+    let token = ApiToken {
+        id: TokenId::generate(),
+        account_id: owner.id.clone(),
+        name: "ci".into(),
+        status: StoredStatus::Active,
+        policies: Vec::new(),
+        condition: IpCondition {
+            allow: vec!["10.0.0.0/8".parse().unwrap_or_else(|_| panic!("cidr"))],
+            deny: Vec::new(),
+        },
+        not_before: None,
+        expires_on: Some(now.plus_seconds(60)),
+        issued_on: now,
+        modified_on: now,
+        last_used_on: None,
+    };
+    let secret = secret::mint(SecretKind::AccountToken);
+    store
+        .create_token(&token, &secret.hash)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        store
+            .find_token_by_secret(&secret.hash)
+            .await
+            .ok()
+            .flatten(),
+        Some(token.clone())
+    );
+    assert_eq!(
+        store.find_token(&owner.id, &token.id).await.ok().flatten(),
+        Some(token.clone())
+    );
+    assert_eq!(
+        store
+            .find_token(&AccountId::generate(), &token.id)
+            .await
+            .ok()
+            .flatten(),
+        None,
+        "scoped to its account"
+    );
+
+    let listing = |include_expired, at| TokenListing {
+        direction: SortDirection::Asc,
+        include_expired,
+        now: at,
+    };
+    let page = PageRequest {
+        page: 1,
+        per_page: 20,
+    };
+    let later = now.plus_seconds(120);
+    let visible = store
+        .list_tokens(&owner.id, listing(false, later), page)
+        .await
+        .map(|p| p.total_count)
+        .ok();
+    assert_eq!(visible, Some(0), "expired tokens are hidden by default");
+    let all = store
+        .list_tokens(&owner.id, listing(true, later), page)
+        .await
+        .map(|p| p.total_count)
+        .ok();
+    assert_eq!(all, Some(1));
+
+    store
+        .touch_token(&token, now)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let touched = store.find_token(&owner.id, &token.id).await.ok().flatten();
+    assert_eq!(touched.and_then(|t| t.last_used_on), Some(now));
+
+    let rolled = secret::mint(SecretKind::AccountToken);
+    assert!(
+        store
+            .roll_token_secret(&owner.id, &token.id, &rolled.hash, now)
+            .await
+            .unwrap_or(false)
+    );
+    assert!(
+        store
+            .find_token_by_secret(&secret.hash)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_token_by_secret(&rolled.hash)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    );
+
+    assert!(store.delete_account(&owner.id).await.unwrap_or(false));
+    assert!(
+        store
+            .find_token_by_secret(&rolled.hash)
+            .await
+            .ok()
+            .flatten()
+            .is_none(),
+        "tokens go with their account"
+    );
+}
