@@ -297,8 +297,16 @@ mod tests {
             &[ACCESS_AUDIT_LOGS_READ],
             &[(format!("{SCOPE_ACCOUNT}.{a}"), ResourceGrant::All)],
         );
-        assert!(policies_grant(std::slice::from_ref(&p), &a, &[ACCESS_AUDIT_LOGS_READ]));
-        assert!(!policies_grant(std::slice::from_ref(&p), &a, &[ZERO_TRUST_SEATS_WRITE]));
+        assert!(policies_grant(
+            std::slice::from_ref(&p),
+            &a,
+            &[ACCESS_AUDIT_LOGS_READ]
+        ));
+        assert!(!policies_grant(
+            std::slice::from_ref(&p),
+            &a,
+            &[ZERO_TRUST_SEATS_WRITE]
+        ));
         assert!(!policies_grant(&[p], &account(), &[ACCESS_AUDIT_LOGS_READ]));
     }
 

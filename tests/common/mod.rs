@@ -36,7 +36,10 @@ impl TestDb {
 
     /// `None` (with a note) when PostgreSQL is not configured outside CI.
     pub async fn postgres() -> Option<Self> {
-        let Some(admin_url) = std::env::var("TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()) else {
+        let Some(admin_url) = std::env::var("TEST_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
             assert!(
                 std::env::var_os("CI").is_none(),
                 "TEST_POSTGRES_URL must be set in CI so every test also runs on PostgreSQL"
