@@ -3,11 +3,14 @@
 //! SQL, so the same rules serve the v4 API, the CLI and the store.
 
 pub mod account;
+pub mod activity;
+pub mod duration;
 pub mod ids;
 pub mod permission;
 pub mod secret;
 pub mod time;
 pub mod token;
+pub mod user;
 
 pub use ids::{AccountId, PolicyId, TokenId};
 pub use time::Timestamp;

@@ -13,9 +13,12 @@
 //! The conformance tests in `tests/store.rs` run against both.
 
 pub mod accounts;
+pub mod activity;
 pub mod admin;
 mod page;
+pub mod retention;
 pub mod tokens;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

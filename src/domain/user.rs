@@ -1,0 +1,204 @@
+//! Access users: the people who sign in to applications of an account.
+
+use std::fmt;
+
+use super::{AccountId, Timestamp};
+
+pub const MAX_NAME_CHARS: usize = 256;
+const MAX_EMAIL_CHARS: usize = 254;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Accepts any case and hyphenated form; always returns lower case.
+            pub fn parse(raw: &str) -> Option<Self> {
+                uuid::Uuid::try_parse(raw)
+                    .ok()
+                    .filter(|_| raw.len() == 36)
+                    .map(|u| Self(u.hyphenated().to_string()))
+            }
+
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::new_v4().hyphenated().to_string())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// An Access user's `id` (and `uid`).
+    UserId
+);
+uuid_id!(
+    /// A user's Zero Trust seat, addressed by `PATCH /access/seats`.
+    SeatId
+);
+
+/// An e-mail address as the user gave it, with its comparison key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email {
+    given: String,
+    key: String,
+}
+
+impl Email {
+    /// Checks the shape `local@domain.tld` without guessing at deliverability.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        if raw.is_empty() {
+            return Err("email must not be empty");
+        }
+        if raw.chars().count() > MAX_EMAIL_CHARS {
+            return Err("email must be at most 254 characters");
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("email must not contain spaces or control characters");
+        }
+        let Some((local, domain)) = raw.rsplit_once('@') else {
+            return Err("email must look like name@example.com");
+        };
+        let domain_ok = domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+            return Err("email must look like name@example.com");
+        }
+        Ok(Self {
+            given: raw.to_string(),
+            key: Self::key_of(raw),
+        })
+    }
+
+    /// The form used to compare addresses: case does not make a different user.
+    pub fn key_of(raw: &str) -> String {
+        raw.trim().to_lowercase()
+    }
+
+    /// Rebuilds an address read back from storage, where it was validated on the way in.
+    pub fn from_stored(given: String) -> Self {
+        let key = Self::key_of(&given);
+        Self { given, key }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.given
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seat {
+    pub id: SeatId,
+    pub access: bool,
+    pub gateway: bool,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessUser {
+    pub id: UserId,
+    pub account_id: AccountId,
+    pub email: Email,
+    pub name: Option<String>,
+    pub seat: Seat,
+    pub active_device_count: i64,
+    pub last_successful_login: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl AccessUser {
+    /// A user created by an administrator or at first sight: no seat until they log in.
+    pub fn new(account_id: AccountId, email: Email, name: Option<String>, now: Timestamp) -> Self {
+        Self {
+            id: UserId::generate(),
+            account_id,
+            email,
+            name,
+            seat: Seat {
+                id: SeatId::generate(),
+                access: false,
+                gateway: false,
+                updated_at: now,
+            },
+            active_device_count: 0,
+            last_successful_login: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+pub fn parse_name(raw: &str) -> Result<String, &'static str> {
+    if raw.chars().count() > MAX_NAME_CHARS {
+        Err("name must be at most 256 characters")
+    } else if raw.chars().any(char::is_control) {
+        Err("name must not contain control characters")
+    } else {
+        Ok(raw.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_compare_without_case_and_keep_their_spelling() {
+        let email = Email::parse("Jane.Doe@Example.COM").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(email.as_str(), "Jane.Doe@Example.COM");
+        assert_eq!(email.key(), "jane.doe@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in [
+            "",
+            "jane",
+            "jane@",
+            "@example.com",
+            "jane@example",
+            "ja ne@example.com",
+            "jane@exa_mple.com",
+            "jane@-x.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Email::parse("jane+tag@sub.example.co.uk").is_ok());
+        assert!(Email::parse("jürgen@bücher.de").is_ok());
+    }
+
+    #[test]
+    fn user_ids_are_lowercase_hyphenated_uuids() {
+        let id = UserId::parse("F174E90A-FAFE-4643-BBBC-4A0ED4FC8415").map(|i| i.to_string());
+        assert_eq!(id.as_deref(), Some("f174e90a-fafe-4643-bbbc-4a0ed4fc8415"));
+        assert!(UserId::parse("f174e90afafe4643bbbc4a0ed4fc8415").is_none());
+        assert!(UserId::parse("not-a-uuid").is_none());
+    }
+}

@@ -1,0 +1,328 @@
+use tracing::instrument;
+
+use super::{Page, PageRequest, Store, StoreError, StoreResult, corrupt, like_pattern, with_pool};
+use crate::domain::user::{AccessUser, Email, Seat, SeatId, UserId};
+use crate::domain::{AccountId, Timestamp};
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    account_id: String,
+    email: String,
+    name: Option<String>,
+    seat_uid: String,
+    access_seat: bool,
+    gateway_seat: bool,
+    seat_updated_at: i64,
+    active_device_count: i64,
+    last_successful_login: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for AccessUser {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<Self, Self::Error> {
+        Ok(AccessUser {
+            id: UserId::parse(&row.id).ok_or_else(|| corrupt("user id"))?,
+            account_id: AccountId::parse(&row.account_id).ok_or_else(|| corrupt("account id"))?,
+            email: Email::from_stored(row.email),
+            name: row.name,
+            seat: Seat {
+                id: SeatId::parse(&row.seat_uid).ok_or_else(|| corrupt("seat uid"))?,
+                access: row.access_seat,
+                gateway: row.gateway_seat,
+                updated_at: Timestamp::from_micros(row.seat_updated_at),
+            },
+            active_device_count: row.active_device_count,
+            last_successful_login: row.last_successful_login.map(Timestamp::from_micros),
+            created_at: Timestamp::from_micros(row.created_at),
+            updated_at: Timestamp::from_micros(row.updated_at),
+        })
+    }
+}
+
+const COLUMNS: &str = "id, account_id, email, name, seat_uid, access_seat, gateway_seat, \
+                       seat_updated_at, active_device_count, last_successful_login, \
+                       created_at, updated_at";
+
+/// The filters of `GET /access/users`, combined with AND. Matching ignores case.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    /// Exact e-mail.
+    pub email: Option<String>,
+    /// Substring of the name.
+    pub name: Option<String>,
+    /// Substring of the e-mail or the name.
+    pub search: Option<String>,
+}
+
+/// A point in a listing's history: pages read against the same snapshot keep
+/// their positions while users are created and deleted in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingSnapshot {
+    pub last_seq: i64,
+    pub as_of: Timestamp,
+}
+
+/// The values bound to a dynamically built statement, in `$N` order.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Binds every value of `$binds` to `$query`, in order.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.clone()),
+                Bind::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }};
+}
+
+/// The WHERE clause shared by a listing page and its count.
+fn listing_condition(
+    account: &AccountId,
+    filter: &UserFilter,
+    snapshot: &ListingSnapshot,
+) -> (String, Vec<Bind>) {
+    let mut binds = vec![
+        Bind::Text(account.to_string()),
+        Bind::Int(snapshot.last_seq),
+        Bind::Int(snapshot.as_of.micros()),
+    ];
+    let mut sql =
+        "account_id = $1 AND seq <= $2 AND (deleted_at IS NULL OR deleted_at > $3)".to_string();
+    if let Some(email) = &filter.email {
+        binds.push(Bind::Text(Email::key_of(email)));
+        sql.push_str(&format!(" AND email_key = ${}", binds.len()));
+    }
+    if let Some(name) = &filter.name {
+        binds.push(Bind::Text(like_pattern(name)));
+        sql.push_str(&format!(" AND name_key LIKE ${} ESCAPE '\\'", binds.len()));
+    }
+    if let Some(search) = &filter.search {
+        binds.push(Bind::Text(like_pattern(search)));
+        let n = binds.len();
+        sql.push_str(&format!(
+            " AND (email_key LIKE ${n} ESCAPE '\\' OR name_key LIKE ${n} ESCAPE '\\')"
+        ));
+    }
+    (sql, binds)
+}
+
+fn name_key(name: Option<&str>) -> String {
+    name.unwrap_or_default().to_lowercase()
+}
+
+impl Store {
+    #[instrument(skip_all)]
+    pub async fn create_user(&self, user: &AccessUser) -> StoreResult<()> {
+        let sql = "INSERT INTO access_users (id, account_id, email, email_key, name, name_key, \
+                   seat_uid, access_seat, gateway_seat, seat_updated_at, active_device_count, \
+                   last_successful_login, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+        with_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(user.id.as_str())
+                .bind(user.account_id.as_str())
+                .bind(user.email.as_str())
+                .bind(user.email.key())
+                .bind(user.name.as_deref())
+                .bind(name_key(user.name.as_deref()))
+                .bind(user.seat.id.as_str())
+                .bind(user.seat.access)
+                .bind(user.seat.gateway)
+                .bind(user.seat.updated_at.micros())
+                .bind(user.active_device_count)
+                .bind(user.last_successful_login.map(Timestamp::micros))
+                .bind(user.created_at.micros())
+                .bind(user.updated_at.micros())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(super::conflict_on_unique(
+            "a user with this email already exists",
+        ))?;
+        Ok(())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn find_user(
+        &self,
+        account: &AccountId,
+        id: &UserId,
+    ) -> StoreResult<Option<AccessUser>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM access_users \
+             WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL"
+        );
+        let row: Option<UserRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(AccessUser::try_from).transpose()
+    }
+
+    #[instrument(skip_all)]
+    pub async fn find_user_by_email(
+        &self,
+        account: &AccountId,
+        email: &str,
+    ) -> StoreResult<Option<AccessUser>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM access_users \
+             WHERE account_id = $1 AND email_key = $2 AND deleted_at IS NULL"
+        );
+        let row: Option<UserRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(account.as_str())
+                .bind(Email::key_of(email))
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(AccessUser::try_from).transpose()
+    }
+
+    /// The newest user of the account at `now`, as the reference for a listing.
+    #[instrument(skip_all)]
+    pub async fn user_listing_snapshot(
+        &self,
+        account: &AccountId,
+        now: Timestamp,
+    ) -> StoreResult<ListingSnapshot> {
+        let sql = "SELECT MAX(seq) FROM access_users WHERE account_id = $1";
+        let last: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(account.as_str())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(ListingSnapshot {
+            last_seq: last.unwrap_or(0),
+            as_of: now,
+        })
+    }
+
+    /// One page of the users that existed at `snapshot`, in creation order.
+    /// Positions are counted on the index alone; only the page's rows are read.
+    #[instrument(skip_all)]
+    pub async fn list_users(
+        &self,
+        account: &AccountId,
+        filter: &UserFilter,
+        snapshot: &ListingSnapshot,
+        page: PageRequest,
+    ) -> StoreResult<Page<AccessUser>> {
+        let (condition, mut binds) = listing_condition(account, filter, snapshot);
+        let count_sql = format!("SELECT COUNT(*) FROM access_users WHERE {condition}");
+        let n = binds.len();
+        let page_sql = format!(
+            "SELECT {COLUMNS} FROM access_users WHERE seq IN (\
+               SELECT seq FROM access_users WHERE {condition} \
+               ORDER BY seq LIMIT ${} OFFSET ${}) \
+             ORDER BY seq",
+            n + 1,
+            n + 2
+        );
+        let total: i64 = with_pool!(self, |pool| {
+            bind_all!(sqlx::query_scalar(&count_sql), &binds)
+                .fetch_one(pool)
+                .await?
+        });
+        binds.push(Bind::Int(page.limit()));
+        binds.push(Bind::Int(page.offset()));
+        let rows: Vec<UserRow> = with_pool!(self, |pool| {
+            bind_all!(sqlx::query_as(&page_sql), &binds)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(AccessUser::try_from)
+                .collect::<StoreResult<_>>()?,
+            request: page,
+            total_count: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    /// Saves a new name; false when the user does not exist.
+    #[instrument(skip_all)]
+    pub async fn rename_user(&self, user: &AccessUser) -> StoreResult<bool> {
+        let sql = "UPDATE access_users SET name = $3, name_key = $4, updated_at = $5 \
+                   WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
+        let affected = with_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(user.id.as_str())
+                .bind(user.account_id.as_str())
+                .bind(user.name.as_deref())
+                .bind(name_key(user.name.as_deref()))
+                .bind(user.updated_at.micros())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    /// Deletes the user, frees their seat and revokes every session of theirs,
+    /// in one transaction. The row stays as a tombstone for listings under way.
+    #[instrument(skip_all)]
+    pub async fn delete_user(
+        &self,
+        account: &AccountId,
+        id: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let tombstone = "UPDATE access_users SET deleted_at = $3, access_seat = $4, \
+                         gateway_seat = $4, seat_updated_at = $3, updated_at = $3 \
+                         WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
+        let revoke = "UPDATE access_sessions SET revoked_at = $2 \
+                      WHERE user_id = $1 AND revoked_at IS NULL";
+        let deleted = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(tombstone)
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .bind(now.micros())
+                .bind(false)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if affected > 0 {
+                sqlx::query(revoke)
+                    .bind(id.as_str())
+                    .bind(now.micros())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            affected > 0
+        });
+        Ok(deleted)
+    }
+
+    /// Removes tombstones of users deleted before `before`.
+    #[instrument(skip_all)]
+    pub async fn purge_deleted_users(&self, before: Timestamp) -> StoreResult<u64> {
+        let purged = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM access_users WHERE deleted_at IS NOT NULL AND deleted_at < $1")
+                .bind(before.micros())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(purged)
+    }
+}
