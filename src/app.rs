@@ -1,6 +1,7 @@
 //! Application state, the router and the middleware around it.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -12,12 +13,26 @@ use tracing::Instrument;
 
 use crate::api;
 use crate::api::extract::BODY_LIMIT;
+use crate::api::snapshots::ListingSnapshots;
+use crate::config::Retention;
 use crate::error::ApiError;
 use crate::store::Store;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    pub retention: Retention,
+    pub snapshots: Arc<ListingSnapshots>,
+}
+
+impl AppState {
+    pub fn new(store: Store, retention: Retention) -> Self {
+        Self {
+            store,
+            retention,
+            snapshots: Arc::default(),
+        }
+    }
 }
 
 /// The whole HTTP surface: the v4 API under `/client/v4`, and v4-shaped

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -12,6 +13,9 @@ pub const KNOWN_ENV: &[&str] = &[
     "ACCESSD_DATABASE_URL",
     "ACCESSD_ADMIN_TOKEN",
     "ACCESSD_LOG",
+    "ACCESSD_SESSION_RETENTION",
+    "ACCESSD_FAILED_LOGIN_RETENTION",
+    "ACCESSD_PURGE_INTERVAL",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://accessd.db";
@@ -36,6 +40,43 @@ pub struct Config {
     /// The admin token. When unset, one is generated on first start and printed once.
     #[arg(long, env = "ACCESSD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+
+    #[command(flatten)]
+    pub retention: Retention,
+}
+
+/// How long records outlive their use.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Retention {
+    /// How long an expired or revoked session stays readable (Go-style duration).
+    #[arg(long, env = "ACCESSD_SESSION_RETENTION", default_value = "168h", value_parser = parse_duration)]
+    pub session_retention: Duration,
+
+    /// How long a failed login is kept; it is its `expiration`.
+    #[arg(long, env = "ACCESSD_FAILED_LOGIN_RETENTION", default_value = "720h", value_parser = parse_duration)]
+    pub failed_login_retention: Duration,
+
+    /// How often the purge of expired records runs.
+    #[arg(long, env = "ACCESSD_PURGE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub purge_interval: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            session_retention: Duration::from_secs(168 * 3600),
+            failed_login_retention: Duration::from_secs(720 * 3600),
+            purge_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let duration = crate::domain::duration::parse(raw)?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".to_string());
+    }
+    Ok(duration)
 }
 
 /// A secret from configuration: never shown by `Debug`.

@@ -75,6 +75,7 @@ pub enum ApiError {
     },
     #[error("invalid request: {message}")]
     Invalid {
+        family: Family,
         message: String,
         pointer: Option<String>,
     },
@@ -88,17 +89,43 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// Code for a request field or parameter that fails validation.
-const CODE_INVALID: u32 = 1004;
+/// Which part of the API answers: Access endpoints word their validation
+/// errors the way the Access service does (`access.api.error.…`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    #[default]
+    Core,
+    Access,
+}
 
 impl ApiError {
     /// A body field or query parameter that fails validation. `pointer` is a
     /// JSON Pointer into the body (`/policies/0/effect`), or `None` for a query parameter.
     pub fn invalid(pointer: Option<&str>, message: impl Into<String>) -> Self {
         ApiError::Invalid {
+            family: Family::Core,
             message: message.into(),
             pointer: pointer.map(str::to_string),
         }
+    }
+
+    /// The same validation error as the Access service words it.
+    pub fn in_family(self, family: Family) -> Self {
+        match self {
+            ApiError::Invalid {
+                message, pointer, ..
+            } => ApiError::Invalid {
+                family,
+                message,
+                pointer,
+            },
+            other => other,
+        }
+    }
+
+    /// An Access object that does not exist (or is not visible to the caller).
+    pub fn access_not_found(what: &str) -> Self {
+        Self::not_found(12130, format!("access.api.error.not_found: {what}"))
     }
 
     pub fn field(pointer: &str, message: impl Into<String>) -> Self {
@@ -200,10 +227,24 @@ impl ApiError {
                         .at(pointer.as_deref()),
                 ],
             ),
-            ApiError::Invalid { message, pointer } => (
-                StatusCode::BAD_REQUEST,
-                vec![ErrorItem::new(CODE_INVALID, message.clone()).at(pointer.as_deref())],
-            ),
+            ApiError::Invalid {
+                family,
+                message,
+                pointer,
+            } => {
+                let item = match (family, pointer) {
+                    (Family::Core, _) => ErrorItem::new(1004, message.clone()),
+                    (Family::Access, None) => ErrorItem::new(
+                        12091,
+                        format!("access.api.error.invalid_url_parameter_value: {message}"),
+                    ),
+                    (Family::Access, Some(_)) => ErrorItem::new(
+                        12002,
+                        format!("access.api.error.invalid_request: {message}"),
+                    ),
+                };
+                (StatusCode::BAD_REQUEST, vec![item.at(pointer.as_deref())])
+            }
             ApiError::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 vec![ErrorItem::new(

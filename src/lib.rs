@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod retention;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -33,9 +34,8 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
 
     let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
-    let app = app::router(AppState {
-        store: store.clone(),
-    });
+    let app = app::router(AppState::new(store.clone(), config.retention));
+    let purger = retention::spawn(store.clone(), config.retention);
     tracing::info!(backend = store.backend_name(), %address, "started");
     cli::announce(&format!("accessd listening on http://{address}"));
 
@@ -45,6 +45,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    purger.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Family};
 
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -55,10 +55,7 @@ fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
             } else {
                 format!("{path}: {}", strip_position(&inner))
             };
-            ApiError::Invalid {
-                message,
-                pointer: Some(pointer),
-            }
+            ApiError::field(&pointer, message)
         }
         _ => ApiError::MalformedJson {
             message: inner.to_string(),
@@ -156,5 +153,33 @@ impl PageParams {
             }
         };
         Ok(crate::store::PageRequest { page, per_page })
+    }
+}
+
+/// [`ApiJson`] for Access endpoints: validation errors in the Access wording.
+pub struct AccessJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AccessJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        ApiJson::from_request(req, state)
+            .await
+            .map(|ApiJson(value)| Self(value))
+            .map_err(|err| err.in_family(Family::Access))
+    }
+}
+
+/// [`ApiQuery`] for Access endpoints: validation errors in the Access wording.
+pub struct AccessQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AccessQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        ApiQuery::from_request_parts(parts, state)
+            .await
+            .map(|ApiQuery(value)| Self(value))
+            .map_err(|err| err.in_family(Family::Access))
     }
 }

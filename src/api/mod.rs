@@ -1,10 +1,13 @@
 //! The Cloudflare-shaped v4 API, one file per resource. Handlers stay thin:
 //! they check input, call the store and shape the answer.
 
+mod access_user_records;
+mod access_users;
 pub mod accounts;
 pub mod envelope;
 pub mod extract;
 mod permission_groups;
+pub mod snapshots;
 mod token_request;
 mod token_view;
 mod tokens;
@@ -20,4 +23,6 @@ pub fn router() -> Router<AppState> {
         .merge(tokens::router())
         .merge(permission_groups::router())
         .merge(user_tokens::router())
+        .merge(access_users::router())
+        .merge(access_user_records::router())
 }

@@ -27,3 +27,13 @@ operation!(AccountRead => [ACCOUNT_SETTINGS_READ, ACCOUNT_SETTINGS_WRITE]);
 operation!(AccountWrite => [ACCOUNT_SETTINGS_WRITE]);
 operation!(TokensRead => [ACCOUNT_API_TOKENS_READ, ACCOUNT_API_TOKENS_WRITE]);
 operation!(TokensWrite => [ACCOUNT_API_TOKENS_WRITE]);
+operation!(
+    /// Reading Access users and their sessions, identities and failed logins.
+    UsersRead => [ACCESS_AUDIT_LOGS_READ]
+);
+operation!(
+    /// Creating, renaming and deleting Access users, and their seats.
+    /// Cloudflare publishes no group for create and delete; the seats group,
+    /// which guards update, guards them too.
+    SeatsWrite => [ZERO_TRUST_SEATS_WRITE]
+);
