@@ -23,8 +23,16 @@ CREATE TABLE access_users (
     deleted_at            BIGINT
 );
 CREATE UNIQUE INDEX access_users_by_email ON access_users (account_id, email_key) WHERE deleted_at IS NULL;
+CREATE INDEX access_users_by_email_any ON access_users (account_id, email_key);
 CREATE INDEX access_users_listing ON access_users (account_id, seq, deleted_at);
 CREATE INDEX access_users_tombstones ON access_users (deleted_at) WHERE deleted_at IS NOT NULL;
+
+-- Live users per account, kept in step with access_users so that an
+-- unfiltered listing's total does not count a million index entries.
+CREATE TABLE access_user_totals (
+    account_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    live       BIGINT NOT NULL
+);
 
 CREATE TABLE access_sessions (
     nonce      TEXT PRIMARY KEY NOT NULL,

@@ -38,14 +38,14 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Serialize)]
-struct ActiveSessionView {
+pub struct ActiveSessionView {
     expiration: i64,
     metadata: SessionMetadata,
     name: String,
 }
 
 #[derive(Serialize)]
-struct SessionMetadata {
+pub struct SessionMetadata {
     apps: BTreeMap<String, SessionApp>,
     expires: i64,
     iat: i64,
@@ -87,11 +87,20 @@ async fn list_active_sessions(
 }
 
 #[derive(Serialize)]
-struct SessionIdentityView {
+pub struct SessionIdentityView {
     #[serde(flatten)]
     identity: Identity,
     #[serde(rename = "isActive")]
     is_active: bool,
+}
+
+impl SessionIdentityView {
+    pub fn new(session: Session, now: Timestamp) -> Self {
+        Self {
+            is_active: session.is_active(now),
+            identity: session.identity,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -119,10 +128,10 @@ async fn get_active_session(
         .find_session(&caller.account, &user.id, &nonce)
         .await?
         .ok_or_else(not_found)?;
-    Ok(Success::ok(SessionIdentityView {
-        is_active: session.is_active(Timestamp::now()),
-        identity: session.identity,
-    }))
+    Ok(Success::ok(SessionIdentityView::new(
+        session,
+        Timestamp::now(),
+    )))
 }
 
 /// <https://developers.cloudflare.com/api/resources/zero_trust/subresources/access/subresources/users/subresources/last_seen_identity/methods/get/>
@@ -141,7 +150,7 @@ async fn get_last_seen_identity(
 }
 
 #[derive(Serialize)]
-struct FailedLoginView {
+pub struct FailedLoginView {
     expiration: i64,
     metadata: FailedLoginMetadata,
 }

@@ -1,8 +1,8 @@
 //! The Cloudflare-shaped v4 API, one file per resource. Handlers stay thin:
 //! they check input, call the store and shape the answer.
 
-mod access_user_records;
-mod access_users;
+pub mod access_user_records;
+pub mod access_users;
 pub mod accounts;
 pub mod envelope;
 pub mod extract;

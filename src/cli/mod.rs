@@ -1,6 +1,7 @@
 //! The command line: `serve`, `migrate` and `admin-token`.
 
 pub mod admin;
+pub mod generate;
 
 use std::io::Write;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Replace the admin token with a new one and print it (offline, against the database).
     AdminToken(DatabaseArgs),
+    /// Generate users with sessions, identities and failed logins (test and benchmark data).
+    Generate(generate::GenerateArgs),
 }
 
 /// Prints a line on standard output at once, for people and scripts that
@@ -52,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             announce("migrations applied");
             Ok(())
         }
+        Command::Generate(args) => generate::run(args).await,
         Command::AdminToken(database) => {
             let store = Store::connect(&database.url).await?;
             store.migrate().await?;

@@ -38,6 +38,22 @@ impl Timestamp {
             .map(Self::from_datetime)
     }
 
+    /// RFC 3339 with exactly three fractional digits, as Cloudflare writes
+    /// `datetime` in failed-login metadata.
+    pub fn to_millis_string(self) -> String {
+        let at = self.to_datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        )
+    }
+
     fn from_datetime(at: OffsetDateTime) -> Self {
         let micros = at.unix_timestamp_nanos() / 1_000;
         Self(i64::try_from(micros).unwrap_or(i64::MAX))

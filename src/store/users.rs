@@ -43,6 +43,10 @@ impl TryFrom<UserRow> for AccessUser {
     }
 }
 
+/// Adds `$2` (negative to subtract) to the account's live-user total.
+const ADJUST_TOTAL: &str = "INSERT INTO access_user_totals (account_id, live) VALUES ($1, $2) \
+     ON CONFLICT (account_id) DO UPDATE SET live = access_user_totals.live + excluded.live";
+
 const COLUMNS: &str = "id, account_id, email, name, seat_uid, access_seat, gateway_seat, \
                        seat_updated_at, active_device_count, last_successful_login, \
                        created_at, updated_at";
@@ -124,33 +128,75 @@ fn name_key(name: Option<&str>) -> String {
 impl Store {
     #[instrument(skip_all)]
     pub async fn create_user(&self, user: &AccessUser) -> StoreResult<()> {
-        let sql = "INSERT INTO access_users (id, account_id, email, email_key, name, name_key, \
-                   seat_uid, access_seat, gateway_seat, seat_updated_at, active_device_count, \
-                   last_successful_login, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+        self.create_users_bulk(std::slice::from_ref(user)).await
+    }
+
+    /// Inserts many users in one transaction, in multi-row statements; for
+    /// bulk loads. A duplicate e-mail fails the whole batch.
+    #[instrument(skip_all)]
+    pub async fn create_users_bulk(&self, users: &[AccessUser]) -> StoreResult<()> {
+        const ROWS_PER_STATEMENT: usize = 500;
+        const COLUMNS_PER_ROW: usize = 14;
+        let statements: Vec<(String, &[AccessUser])> = users
+            .chunks(ROWS_PER_STATEMENT)
+            .map(|chunk| {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|row| {
+                        let first = row * COLUMNS_PER_ROW;
+                        let params: Vec<String> = (1..=COLUMNS_PER_ROW)
+                            .map(|col| format!("${}", first + col))
+                            .collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO access_users (id, account_id, email, email_key, name, name_key, \
+                     seat_uid, access_seat, gateway_seat, seat_updated_at, active_device_count, \
+                     last_successful_login, created_at, updated_at) VALUES {}",
+                    rows.join(", ")
+                );
+                (sql, chunk)
+            })
+            .collect();
+        let Some(first) = users.first() else {
+            return Ok(());
+        };
+        let added = i64::try_from(users.len()).unwrap_or(i64::MAX);
         with_pool!(self, |pool| {
-            sqlx::query(sql)
-                .bind(user.id.as_str())
-                .bind(user.account_id.as_str())
-                .bind(user.email.as_str())
-                .bind(user.email.key())
-                .bind(user.name.as_deref())
-                .bind(name_key(user.name.as_deref()))
-                .bind(user.seat.id.as_str())
-                .bind(user.seat.access)
-                .bind(user.seat.gateway)
-                .bind(user.seat.updated_at.micros())
-                .bind(user.active_device_count)
-                .bind(user.last_successful_login.map(Timestamp::micros))
-                .bind(user.created_at.micros())
-                .bind(user.updated_at.micros())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(super::conflict_on_unique(
-            "a user with this email already exists",
-        ))?;
+            let mut tx = pool.begin().await?;
+            sqlx::query(ADJUST_TOTAL)
+                .bind(first.account_id.as_str())
+                .bind(added)
+                .execute(&mut *tx)
+                .await?;
+            for (sql, chunk) in &statements {
+                let mut query = sqlx::query(sql);
+                for user in *chunk {
+                    query = query
+                        .bind(user.id.as_str())
+                        .bind(user.account_id.as_str())
+                        .bind(user.email.as_str())
+                        .bind(user.email.key())
+                        .bind(user.name.as_deref())
+                        .bind(name_key(user.name.as_deref()))
+                        .bind(user.seat.id.as_str())
+                        .bind(user.seat.access)
+                        .bind(user.seat.gateway)
+                        .bind(user.seat.updated_at.micros())
+                        .bind(user.active_device_count)
+                        .bind(user.last_successful_login.map(Timestamp::micros))
+                        .bind(user.created_at.micros())
+                        .bind(user.updated_at.micros());
+                }
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(super::conflict_on_unique(
+                        "a user with this email already exists",
+                    ))?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -301,6 +347,11 @@ impl Store {
                 .await?
                 .rows_affected();
             if affected > 0 {
+                sqlx::query(ADJUST_TOTAL)
+                    .bind(account.as_str())
+                    .bind(-1_i64)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(revoke)
                     .bind(id.as_str())
                     .bind(now.micros())
