@@ -9,3 +9,5 @@ mod bad_input;
 mod durability;
 mod store_conformance;
 mod tokens;
+mod user_records;
+mod users;
