@@ -4,6 +4,7 @@ Each test module gets a fresh server on a temporary SQLite file and, when
 TEST_POSTGRES_URL is set, a second run on a fresh PostgreSQL database.
 """
 
+import json
 import os
 import re
 import secrets
@@ -21,6 +22,7 @@ ADMIN_TOKEN = "cfut_" + "SdkAdminToken" * 3 + "0123456789"
 
 class Server:
     def __init__(self, database_url: str):
+        self.database_url = database_url
         env = dict(os.environ, ACCESSD_ADMIN_TOKEN=ADMIN_TOKEN, ACCESSD_LOG="warn")
         self.process = subprocess.Popen(
             [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--database", database_url],
@@ -41,6 +43,16 @@ class Server:
 
     def client(self, token: str = ADMIN_TOKEN, **options) -> Cloudflare:
         return Cloudflare(api_token=token, base_url=f"{self.base}/client/v4", max_retries=0, **options)
+
+    def generate(self, account_id: str, users: int, sessions: int, failed_logins: int) -> dict:
+        """Writes users with activity through `accessd generate`; returns what the API should show."""
+        output = subprocess.run(
+            [str(BINARY), "generate", "--database", self.database_url, "--account", account_id,
+             "--users", str(users), "--sessions-per-user", str(sessions),
+             "--failed-logins-per-user", str(failed_logins), "--json"],
+            check=True, capture_output=True, text=True, env=dict(os.environ, ACCESSD_LOG="warn"),
+        )
+        return json.loads(output.stdout)
 
     def stop(self):
         self.process.terminate()
