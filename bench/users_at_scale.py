@@ -62,9 +62,10 @@ def start(url: str):
 
 
 def measure(base: str, account: str, users: int, requests: int):
-    client = httpx.Client(base_url=f"{base}/client/v4/accounts/{account}/access/users",
-                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
-    middle = client.get("", params={"per_page": 1, "page": users // 2}).json()["result"][0]
+    client = httpx.Client(base_url=f"{base}/client/v4", headers={"Authorization": f"Bearer {TOKEN}"},
+                          timeout=120)
+    users_path = f"/accounts/{account}/access/users"
+    middle = client.get(users_path, params={"per_page": 1, "page": users // 2}).json()["result"][0]
     last_page_100 = -(-users // 100)
     operations = {
         "get user by id": ("/" + middle["id"], {}),
@@ -77,6 +78,7 @@ def measure(base: str, account: str, users: int, requests: int):
         "search substring (full scan)": ("", {"search": "user00999"}),
     }
     samples = {name: [] for name in operations}
+    operations = {name: (users_path + suffix, params) for name, (suffix, params) in operations.items()}
     for name, (path, params) in operations.items():
         client.get(path, params=params).raise_for_status()  # warm up
     for _ in range(requests):

@@ -247,3 +247,152 @@ async fn tokens_contract(db: TestDb) {
         "tokens go with their account"
     );
 }
+
+crate::on_each_backend!(deep_pages_match_a_plain_walk);
+
+/// Thousands of users spread over several counting blocks, with another
+/// account's users interleaved and some deleted before and after the
+/// snapshot: every page must equal the same slice of a plain ordered walk.
+async fn deep_pages_match_a_plain_walk(db: TestDb) {
+    use accessd::domain::user::{AccessUser, Email};
+    use accessd::store::users::{ListingSnapshot, UserFilter};
+
+    let store = open(&db).await;
+    let (mine, theirs) = (account("Mine", 1), account("Theirs", 1));
+    for a in [&mine, &theirs] {
+        store
+            .create_account(a)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let now = Timestamp::now();
+    let mut expected = Vec::new();
+    for round in 0..6 {
+        for (owner, count) in [(&mine, 1500), (&theirs, 700)] {
+            let batch: Vec<AccessUser> = (0..count)
+                .map(|i| {
+                    let email = Email::parse(&format!(
+                        "r{round}u{i}@{}.example",
+                        owner.name.to_lowercase()
+                    ))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                    AccessUser::new(owner.id.clone(), email, None, now)
+                })
+                .collect();
+            store
+                .create_users_bulk(&batch)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if owner.id == mine.id {
+                expected.extend(batch.into_iter().map(|u| u.id));
+            }
+        }
+    }
+    // Deleted before the snapshot: gone from it. Deleted after: still in it.
+    for gone in expected.iter().step_by(97).cloned().collect::<Vec<_>>() {
+        assert!(
+            store
+                .delete_user(&mine.id, &gone, Timestamp::now())
+                .await
+                .unwrap_or(false)
+        );
+        expected.retain(|id| *id != gone);
+    }
+    let snapshot = store
+        .user_listing_snapshot(&mine.id, Timestamp::now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    for late in expected
+        .iter()
+        .skip(5)
+        .step_by(211)
+        .cloned()
+        .collect::<Vec<_>>()
+    {
+        assert!(
+            store
+                .delete_user(&mine.id, &late, Timestamp::now())
+                .await
+                .unwrap_or(false)
+        );
+    }
+    let after = AccessUser::new(
+        mine.id.clone(),
+        Email::parse("late@mine.example").unwrap_or_else(|e| panic!("{e}")),
+        None,
+        Timestamp::now(),
+    );
+    store
+        .create_user(&after)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let filter = UserFilter::default();
+    let read = |snapshot: ListingSnapshot, page: u32, per_page: u32| {
+        let store = store.clone();
+        let filter = filter.clone();
+        let account = mine.id.clone();
+        async move {
+            store
+                .list_users(&account, &filter, &snapshot, PageRequest { page, per_page })
+                .await
+                .map(|p| p.items.into_iter().map(|u| u.id).collect::<Vec<_>>())
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    for (page, per_page) in [
+        (1, 100),
+        (2, 1000),
+        (5, 997),
+        (9, 1000),
+        (40, 200),
+        (89, 100),
+        (90, 100),
+        (2, 5000),
+    ] {
+        let start = ((page - 1) * per_page) as usize;
+        let want: Vec<_> = expected
+            .iter()
+            .skip(start)
+            .take(per_page as usize)
+            .cloned()
+            .collect();
+        assert_eq!(
+            read(snapshot, page, per_page).await,
+            want,
+            "page {page} of {per_page}"
+        );
+    }
+    let everything: Vec<_> = read(snapshot, 1, 10_000).await;
+    assert_eq!(everything, expected);
+
+    // Once tombstones are purged, a new snapshot counts without them.
+    store
+        .purge_deleted_users(Timestamp::now().plus_seconds(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fresh = store
+        .user_listing_snapshot(&mine.id, Timestamp::now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let live: Vec<_> = read(fresh, 1, 10_000).await;
+    assert_eq!(
+        live.len(),
+        expected.len() - expected.iter().skip(5).step_by(211).count() + 1
+    );
+    for (page, per_page) in [(3, 1000), (8, 1000), (17, 500)] {
+        let start = ((page - 1) * per_page) as usize;
+        let want: Vec<_> = live
+            .iter()
+            .skip(start)
+            .take(per_page as usize)
+            .cloned()
+            .collect();
+        assert_eq!(
+            read(fresh, page, per_page).await,
+            want,
+            "after purge: page {page} of {per_page}"
+        );
+    }
+}

@@ -34,6 +34,16 @@ CREATE TABLE access_user_totals (
     live       BIGINT NOT NULL
 );
 
+-- Users present per block of 4096 consecutive `seq` values (tombstones
+-- included), per account. Listing a deep page sums these instead of
+-- stepping over every earlier index entry.
+CREATE TABLE access_user_blocks (
+    account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    block      BIGINT NOT NULL,
+    present    BIGINT NOT NULL,
+    PRIMARY KEY (account_id, block)
+);
+
 CREATE TABLE access_sessions (
     nonce      TEXT PRIMARY KEY NOT NULL,
     account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,

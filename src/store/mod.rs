@@ -18,6 +18,7 @@ pub mod admin;
 mod page;
 pub mod retention;
 pub mod tokens;
+mod user_pages;
 pub mod users;
 
 use std::str::FromStr;

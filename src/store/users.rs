@@ -1,5 +1,6 @@
 use tracing::instrument;
 
+use super::user_pages::{Resume, hidden_per_block as per_block, last_counted_block, locate};
 use super::{Page, PageRequest, Store, StoreError, StoreResult, corrupt, like_pattern, with_pool};
 use crate::domain::user::{AccessUser, Email, Seat, SeatId, UserId};
 use crate::domain::{AccountId, Timestamp};
@@ -46,6 +47,13 @@ impl TryFrom<UserRow> for AccessUser {
 /// Adds `$2` (negative to subtract) to the account's live-user total.
 const ADJUST_TOTAL: &str = "INSERT INTO access_user_totals (account_id, live) VALUES ($1, $2) \
      ON CONFLICT (account_id) DO UPDATE SET live = access_user_totals.live + excluded.live";
+
+/// Adds `$3` (negative to subtract) to the users present in block `$2` of account `$1`.
+const ADJUST_BLOCK: &str = "INSERT INTO access_user_blocks (account_id, block, present) VALUES ($1, $2, $3) \
+     ON CONFLICT (account_id, block) DO UPDATE SET present = access_user_blocks.present + excluded.present";
+
+/// How many consecutive `seq` values one counter of `access_user_blocks` covers.
+pub(super) const BLOCK_SPAN: i64 = 4096;
 
 const COLUMNS: &str = "id, account_id, email, name, seat_uid, access_seat, gateway_seat, \
                        seat_updated_at, active_device_count, last_successful_login, \
@@ -152,7 +160,7 @@ impl Store {
                 let sql = format!(
                     "INSERT INTO access_users (id, account_id, email, email_key, name, name_key, \
                      seat_uid, access_seat, gateway_seat, seat_updated_at, active_device_count, \
-                     last_successful_login, created_at, updated_at) VALUES {}",
+                     last_successful_login, created_at, updated_at) VALUES {} RETURNING seq",
                     rows.join(", ")
                 );
                 (sql, chunk)
@@ -169,8 +177,9 @@ impl Store {
                 .bind(added)
                 .execute(&mut *tx)
                 .await?;
+            let mut seqs: Vec<i64> = Vec::with_capacity(users.len());
             for (sql, chunk) in &statements {
-                let mut query = sqlx::query(sql);
+                let mut query = sqlx::query_scalar(sql);
                 for user in *chunk {
                     query = query
                         .bind(user.id.as_str())
@@ -188,12 +197,22 @@ impl Store {
                         .bind(user.created_at.micros())
                         .bind(user.updated_at.micros());
                 }
-                query
+                let inserted: Vec<i64> =
+                    query
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(super::conflict_on_unique(
+                            "a user with this email already exists",
+                        ))?;
+                seqs.extend(inserted);
+            }
+            for (block, added) in per_block(seqs.iter().copied()) {
+                sqlx::query(ADJUST_BLOCK)
+                    .bind(first.account_id.as_str())
+                    .bind(block)
+                    .bind(added)
                     .execute(&mut *tx)
-                    .await
-                    .map_err(super::conflict_on_unique(
-                        "a user with this email already exists",
-                    ))?;
+                    .await?;
             }
             tx.commit().await?;
         });
@@ -271,27 +290,72 @@ impl Store {
         page: PageRequest,
     ) -> StoreResult<Page<AccessUser>> {
         let (condition, mut binds) = listing_condition(account, filter, snapshot);
-        let count_sql = format!("SELECT COUNT(*) FROM access_users WHERE {condition}");
+        let unfiltered = filter.email.is_none() && filter.name.is_none() && filter.search.is_none();
         let n = binds.len();
         let page_sql = format!(
             "SELECT {COLUMNS} FROM access_users WHERE seq IN (\
-               SELECT seq FROM access_users WHERE {condition} \
+               SELECT seq FROM access_users WHERE {condition} AND seq >= ${} \
                ORDER BY seq LIMIT ${} OFFSET ${}) \
              ORDER BY seq",
             n + 1,
-            n + 2
+            n + 2,
+            n + 3
         );
-        let total: i64 = with_pool!(self, |pool| {
-            bind_all!(sqlx::query_scalar(&count_sql), &binds)
-                .fetch_one(pool)
-                .await?
-        });
-        binds.push(Bind::Int(page.limit()));
-        binds.push(Bind::Int(page.offset()));
-        let rows: Vec<UserRow> = with_pool!(self, |pool| {
-            bind_all!(sqlx::query_as(&page_sql), &binds)
-                .fetch_all(pool)
-                .await?
+        let count_sql = format!("SELECT COUNT(*) FROM access_users WHERE {condition}");
+        let blocks_sql = "SELECT block, present FROM access_user_blocks \
+                          WHERE account_id = $1 AND block < $2 ORDER BY block";
+        let hidden_sql = "SELECT seq FROM access_users WHERE deleted_at IS NOT NULL \
+                          AND deleted_at <= $2 AND account_id = $1 AND seq < $3";
+        let totals_sql = "SELECT live FROM access_user_totals WHERE account_id = $1";
+        let last_block = last_counted_block(snapshot);
+        let (rows, total): (Vec<UserRow>, i64) = with_pool!(self, |pool| {
+            // One read transaction, so counts and rows describe the same state.
+            let mut tx = pool.begin().await?;
+            if matches!(self.pool, super::Pool::Postgres(_)) {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (resume, total) = if unfiltered {
+                let blocks: Vec<(i64, i64)> = sqlx::query_as(blocks_sql)
+                    .bind(account.as_str())
+                    .bind(last_block)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let hidden: Vec<i64> = sqlx::query_scalar(hidden_sql)
+                    .bind(account.as_str())
+                    .bind(snapshot.as_of.micros())
+                    .bind(last_block * BLOCK_SPAN)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                // Kept by every create and delete: exact for the present, and
+                // cheap where counting a million index entries is not.
+                let live: Option<i64> = sqlx::query_scalar(totals_sql)
+                    .bind(account.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let resume = locate(page.offset(), &blocks, &per_block(hidden.into_iter()));
+                (resume, live.unwrap_or(0))
+            } else {
+                let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), &binds)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (
+                    Resume {
+                        from_seq: 0,
+                        skip: page.offset(),
+                    },
+                    total,
+                )
+            };
+            binds.push(Bind::Int(resume.from_seq));
+            binds.push(Bind::Int(page.limit()));
+            binds.push(Bind::Int(resume.skip));
+            let rows = bind_all!(sqlx::query_as(&page_sql), &binds)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (rows, total)
         });
         Ok(Page {
             items: rows
@@ -301,6 +365,18 @@ impl Store {
             request: page,
             total_count: u64::try_from(total).unwrap_or(0),
         })
+    }
+
+    #[instrument(skip_all)]
+    pub async fn live_user_total(&self, account: &AccountId) -> StoreResult<i64> {
+        let sql = "SELECT live FROM access_user_totals WHERE account_id = $1";
+        let live: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(account.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(live.unwrap_or(0))
     }
 
     /// Saves a new name; false when the user does not exist.
@@ -367,12 +443,30 @@ impl Store {
     /// Removes tombstones of users deleted before `before`.
     #[instrument(skip_all)]
     pub async fn purge_deleted_users(&self, before: Timestamp) -> StoreResult<u64> {
+        let sql = "DELETE FROM access_users WHERE deleted_at IS NOT NULL AND deleted_at < $1 \
+                   RETURNING account_id, seq";
         let purged = with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM access_users WHERE deleted_at IS NOT NULL AND deleted_at < $1")
+            let mut tx = pool.begin().await?;
+            let rows: Vec<(String, i64)> = sqlx::query_as(sql)
                 .bind(before.micros())
-                .execute(pool)
-                .await?
-                .rows_affected()
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut by_account: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+            for (account, seq) in &rows {
+                by_account.entry(account.as_str()).or_default().push(*seq);
+            }
+            for (account, seqs) in by_account {
+                for (block, removed) in per_block(seqs.into_iter()) {
+                    sqlx::query(ADJUST_BLOCK)
+                        .bind(account)
+                        .bind(block)
+                        .bind(-removed)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            rows.len() as u64
         });
         Ok(purged)
     }
