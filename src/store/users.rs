@@ -330,7 +330,9 @@ impl Store {
                     .await?;
                 let hidden = tombstones
                     .into_iter()
-                    .filter(|(owner, seq)| owner == account.as_str() && *seq < last_block * BLOCK_SPAN)
+                    .filter(|(owner, seq)| {
+                        owner == account.as_str() && *seq < last_block * BLOCK_SPAN
+                    })
                     .map(|(_, seq)| seq);
                 // Kept by every create and delete: exact for the present, and
                 // cheap where counting a million index entries is not.
