@@ -21,14 +21,17 @@ use crate::store::Store;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    /// Where users and identity providers reach this server, without a trailing slash.
+    pub public_url: Arc<str>,
     pub retention: Retention,
     pub snapshots: Arc<ListingSnapshots>,
 }
 
 impl AppState {
-    pub fn new(store: Store, retention: Retention) -> Self {
+    pub fn new(store: Store, public_url: &str, retention: Retention) -> Self {
         Self {
             store,
+            public_url: Arc::from(public_url),
             retention,
             snapshots: Arc::default(),
         }

@@ -12,6 +12,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "ACCESSD_LISTEN",
     "ACCESSD_DATABASE_URL",
     "ACCESSD_ADMIN_TOKEN",
+    "ACCESSD_PUBLIC_URL",
     "ACCESSD_LOG",
     "ACCESSD_SESSION_RETENTION",
     "ACCESSD_FAILED_LOGIN_RETENTION",
@@ -41,8 +42,25 @@ pub struct Config {
     #[arg(long, env = "ACCESSD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
 
+    /// The URL users and identity providers reach accessd at (login pages,
+    /// callbacks, SCIM base URLs). Defaults to http:// and the bound address.
+    #[arg(long, env = "ACCESSD_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
     #[command(flatten)]
     pub retention: Retention,
+}
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim_end_matches('/');
+    let scheme_ok = trimmed.starts_with("http://") || trimmed.starts_with("https://");
+    let host = trimmed.split_once("://").map_or("", |(_, rest)| rest);
+    if !scheme_ok || host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(
+            "must be an http:// or https:// URL such as https://access.example.com".to_string(),
+        );
+    }
+    Ok(trimmed.to_string())
 }
 
 /// How long records outlive their use.

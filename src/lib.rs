@@ -34,7 +34,11 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
 
     let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
-    let app = app::router(AppState::new(store.clone(), config.retention));
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let app = app::router(AppState::new(store.clone(), &public_url, config.retention));
     let purger = retention::spawn(store.clone(), config.retention);
     tracing::info!(backend = store.backend_name(), %address, "started");
     cli::announce(&format!("accessd listening on http://{address}"));

@@ -7,6 +7,7 @@ mod accounts;
 mod auth_failures;
 mod bad_input;
 mod durability;
+mod identity_providers;
 mod store_conformance;
 mod tokens;
 mod user_records;

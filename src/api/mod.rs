@@ -6,6 +6,7 @@ pub mod access_users;
 pub mod accounts;
 pub mod envelope;
 pub mod extract;
+pub mod identity_providers;
 mod permission_groups;
 pub mod snapshots;
 mod token_request;
@@ -25,4 +26,5 @@ pub fn router() -> Router<AppState> {
         .merge(user_tokens::router())
         .merge(access_users::router())
         .merge(access_user_records::router())
+        .merge(identity_providers::router())
 }

@@ -37,3 +37,5 @@ operation!(
     /// which guards update, guards them too.
     SeatsWrite => [ZERO_TRUST_SEATS_WRITE]
 );
+operation!(IdpsRead => [ACCESS_ORGS_IDPS_GROUPS_READ, ACCESS_ORGS_IDPS_GROUPS_WRITE]);
+operation!(IdpsWrite => [ACCESS_ORGS_IDPS_GROUPS_WRITE]);

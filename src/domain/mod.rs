@@ -5,12 +5,14 @@
 pub mod account;
 pub mod activity;
 pub mod duration;
+pub mod idp;
 pub mod ids;
 pub mod permission;
+pub mod policy;
 pub mod secret;
 pub mod time;
 pub mod token;
 pub mod user;
 
-pub use ids::{AccountId, PolicyId, TokenId};
+pub use ids::{AccessPolicyId, AccountId, AppId, IdpId, PolicyId, SeatId, TokenId, UserId};
 pub use time::Timestamp;

@@ -19,6 +19,8 @@ const CHECKSUM_LEN: usize = 6;
 pub enum SecretKind {
     AccountToken,
     UserToken,
+    /// The bearer secret an identity provider presents to the SCIM service.
+    Scim,
 }
 
 impl SecretKind {
@@ -26,6 +28,7 @@ impl SecretKind {
         match self {
             SecretKind::AccountToken => "cfat_",
             SecretKind::UserToken => "cfut_",
+            SecretKind::Scim => "scim_",
         }
     }
 }

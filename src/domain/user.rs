@@ -1,58 +1,10 @@
 //! Access users: the people who sign in to applications of an account.
 
-use std::fmt;
-
+pub use super::ids::{SeatId, UserId};
 use super::{AccountId, Timestamp};
 
 pub const MAX_NAME_CHARS: usize = 256;
 const MAX_EMAIL_CHARS: usize = 254;
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Accepts any case and hyphenated form; always returns lower case.
-            pub fn parse(raw: &str) -> Option<Self> {
-                uuid::Uuid::try_parse(raw)
-                    .ok()
-                    .filter(|_| raw.len() == 36)
-                    .map(|u| Self(u.hyphenated().to_string()))
-            }
-
-            pub fn generate() -> Self {
-                Self(uuid::Uuid::new_v4().hyphenated().to_string())
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
-            }
-        }
-    };
-}
-
-uuid_id!(
-    /// An Access user's `id` (and `uid`).
-    UserId
-);
-uuid_id!(
-    /// A user's Zero Trust seat, addressed by `PATCH /access/seats`.
-    SeatId
-);
 
 /// An e-mail address as the user gave it, with its comparison key.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod activity;
 pub mod admin;
+pub mod idps;
 mod page;
 pub mod retention;
 pub mod tokens;

@@ -1,0 +1,275 @@
+//! Access policies: who may reach an application, and how a decision is made.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{AccessPolicyId, AccountId, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Deny,
+    Bypass,
+    NonIdentity,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Bypass => "bypass",
+            Decision::NonIdentity => "non_identity",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(raw.to_string())).ok()
+    }
+}
+
+/// One selector of a policy, as Cloudflare spells it: a single-key object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Rule {
+    Email { email: String },
+    EmailDomain { domain: String },
+    Everyone {},
+    Ip { ip: IpNet },
+    Geo { country_code: String },
+    LoginMethod { id: String },
+}
+
+impl Rule {
+    /// Whether the rule needs to know who the user is (not allowed in bypass policies).
+    pub fn is_identity_based(&self) -> bool {
+        matches!(
+            self,
+            Rule::Email { .. } | Rule::EmailDomain { .. } | Rule::LoginMethod { .. }
+        )
+    }
+
+    pub fn matches(&self, who: &Requester) -> bool {
+        match self {
+            Rule::Email { email } => who
+                .email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email)),
+            Rule::EmailDomain { domain } => who.email.as_deref().is_some_and(|e| {
+                e.rsplit_once('@')
+                    .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain.trim_start_matches('@')))
+            }),
+            Rule::Everyone {} => true,
+            Rule::Ip { ip } => ip.contains(&who.ip),
+            Rule::Geo { country_code } => who
+                .country
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case(country_code)),
+            Rule::LoginMethod { id } => who.idp_id.as_deref() == Some(id.as_str()),
+        }
+    }
+}
+
+/// What is known about the one asking for access.
+#[derive(Clone, Debug)]
+pub struct Requester {
+    pub email: Option<String>,
+    pub ip: IpAddr,
+    pub country: Option<String>,
+    pub idp_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rules {
+    pub include: Vec<Rule>,
+    #[serde(default)]
+    pub exclude: Vec<Rule>,
+    #[serde(default)]
+    pub require: Vec<Rule>,
+}
+
+impl Rules {
+    /// At least one include, every require, and no exclude.
+    pub fn match_requester(&self, who: &Requester) -> bool {
+        self.include.iter().any(|r| r.matches(who))
+            && self.require.iter().all(|r| r.matches(who))
+            && !self.exclude.iter().any(|r| r.matches(who))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Rule> {
+        self.include
+            .iter()
+            .chain(&self.exclude)
+            .chain(&self.require)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub id: AccessPolicyId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub decision: Decision,
+    pub rules: Rules,
+    /// Overrides the application's session duration when set (Go-style).
+    pub session_duration: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The outcome of evaluating an application's policies for one requester.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    Allowed(&'a AccessPolicy),
+    Bypassed(&'a AccessPolicy),
+    Denied(Option<&'a AccessPolicy>),
+}
+
+/// Cloudflare's order: bypass (and service-auth) policies first, then allow
+/// and deny policies in precedence order; the first match decides, and no
+/// match is a denial. `policies` must already be in precedence order.
+pub fn evaluate<'a>(policies: &'a [AccessPolicy], who: &Requester) -> Verdict<'a> {
+    if let Some(bypass) = policies
+        .iter()
+        .find(|p| p.decision == Decision::Bypass && p.rules.match_requester(who))
+    {
+        return Verdict::Bypassed(bypass);
+    }
+    for policy in policies {
+        if !policy.rules.match_requester(who) {
+            continue;
+        }
+        match policy.decision {
+            Decision::Allow => return Verdict::Allowed(policy),
+            Decision::Deny => return Verdict::Denied(Some(policy)),
+            Decision::Bypass | Decision::NonIdentity => {}
+        }
+    }
+    Verdict::Denied(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(email: &str, ip: &str) -> Requester {
+        Requester {
+            email: Some(email.to_string()),
+            ip: ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            country: Some("DE".into()),
+            idp_id: Some("idp-1".into()),
+        }
+    }
+
+    fn policy(decision: Decision, rules: Rules) -> AccessPolicy {
+        AccessPolicy {
+            id: AccessPolicyId::generate(),
+            account_id: AccountId::generate(),
+            name: "p".into(),
+            decision,
+            rules,
+            session_duration: None,
+            created_at: Timestamp::from_micros(0),
+            updated_at: Timestamp::from_micros(0),
+        }
+    }
+
+    fn rules(include: Vec<Rule>, exclude: Vec<Rule>, require: Vec<Rule>) -> Rules {
+        Rules {
+            include,
+            exclude,
+            require,
+        }
+    }
+
+    #[test]
+    fn rules_parse_as_cloudflare_spells_them() {
+        let parsed: Vec<Rule> = serde_json::from_str(
+            r#"[{"email":{"email":"a@b.c"}},{"email_domain":{"domain":"example.com"}},{"everyone":{}},{"ip":{"ip":"10.0.0.0/8"}},{"geo":{"country_code":"US"}},{"login_method":{"id":"x"}}]"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(parsed.len(), 6);
+        assert!(serde_json::from_str::<Rule>(r#"{"okta":{"name":"x"}}"#).is_err());
+        assert!(serde_json::from_str::<Rule>(r#"{"ip":{"ip":"10.0.0.0/33"}}"#).is_err());
+    }
+
+    #[test]
+    fn include_require_exclude() {
+        let r = rules(
+            vec![Rule::EmailDomain {
+                domain: "example.com".into(),
+            }],
+            vec![Rule::Email {
+                email: "mallory@example.com".into(),
+            }],
+            vec![Rule::Ip {
+                ip: "10.0.0.0/8".parse().unwrap_or_default(),
+            }],
+        );
+        assert!(r.match_requester(&who("Alice@Example.com", "10.1.1.1")));
+        assert!(
+            !r.match_requester(&who("alice@example.com", "192.168.1.1")),
+            "require fails"
+        );
+        assert!(
+            !r.match_requester(&who("mallory@example.com", "10.1.1.1")),
+            "excluded"
+        );
+        assert!(
+            !r.match_requester(&who("alice@example.org", "10.1.1.1")),
+            "not included"
+        );
+    }
+
+    #[test]
+    fn bypass_first_then_first_matching_allow_or_deny() {
+        let deny_mallory = policy(
+            Decision::Deny,
+            rules(
+                vec![Rule::Email {
+                    email: "mallory@example.com".into(),
+                }],
+                vec![],
+                vec![],
+            ),
+        );
+        let allow_all = policy(
+            Decision::Allow,
+            rules(vec![Rule::Everyone {}], vec![], vec![]),
+        );
+        let bypass_office = policy(
+            Decision::Bypass,
+            rules(
+                vec![Rule::Ip {
+                    ip: "192.0.2.0/24".parse().unwrap_or_default(),
+                }],
+                vec![],
+                vec![],
+            ),
+        );
+        let ordered = [
+            deny_mallory.clone(),
+            allow_all.clone(),
+            bypass_office.clone(),
+        ];
+        assert_eq!(
+            evaluate(&ordered, &who("mallory@example.com", "203.0.113.1")),
+            Verdict::Denied(Some(&ordered[0]))
+        );
+        assert_eq!(
+            evaluate(&ordered, &who("alice@example.com", "203.0.113.1")),
+            Verdict::Allowed(&ordered[1])
+        );
+        assert_eq!(
+            evaluate(&ordered, &who("mallory@example.com", "192.0.2.7")),
+            Verdict::Bypassed(&ordered[2])
+        );
+        assert_eq!(
+            evaluate(&[], &who("alice@example.com", "203.0.113.1")),
+            Verdict::Denied(None)
+        );
+    }
+}
