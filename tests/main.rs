@@ -4,6 +4,7 @@
 mod common;
 
 mod accounts;
+mod apps_and_policies;
 mod auth_failures;
 mod bad_input;
 mod durability;

@@ -314,3 +314,103 @@ async fn retention_purges_what_has_expired(db: TestDb) {
         .await;
     assert_eq!(kept.result()["isActive"], true);
 }
+
+crate::on_each_backend!(revoke_user_and_seat_removal_end_sessions);
+
+async fn revoke_user_and_seat_removal_end_sessions(db: TestDb) {
+    let server = Server::start(&db).await;
+    let (f, user_path) = fixture(&server).await;
+    let base = format!("/accounts/{}/access", f.account);
+    let now = Timestamp::now();
+    let first = session(&f, now, 3600, false, "192.0.2.1");
+    f.store
+        .record_session(&first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let unknown = server
+        .post(
+            &format!("{base}/organizations/revoke_user"),
+            ADMIN_TOKEN,
+            json!({"email": "nobody@example.com"}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::OK);
+    assert_eq!(unknown.result(), &json!(false));
+    let mismatch = server
+        .post(&format!("{base}/organizations/revoke_user"), ADMIN_TOKEN,
+              json!({"email": "jane@example.com", "user_uid": "00000000-0000-4000-8000-000000000000"}))
+        .await;
+    assert_eq!(mismatch.status, StatusCode::BAD_REQUEST);
+    let revoked = server
+        .post(&format!("{base}/organizations/revoke_user?devices=true"), ADMIN_TOKEN,
+              json!({"email": "JANE@example.com", "body_devices": true, "warp_session_reauth": false}))
+        .await;
+    assert_eq!(revoked.result(), &json!(true), "{}", revoked.body);
+    let sessions = server
+        .get(&format!("{user_path}/active_sessions"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(sessions.result(), &json!([]), "revoked at once");
+    let user = server.get(&user_path, ADMIN_TOKEN).await.result().clone();
+
+    // Seats: unknown seat changes nothing; both flags false frees the seat and ends sessions.
+    let second = session(&f, now, 3600, false, "192.0.2.2");
+    f.store
+        .record_session(&second)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seat_uid = user["seat_uid"].as_str().unwrap_or_default();
+    let unknown_seat = server
+        .call("PATCH", &format!("{base}/seats"), ADMIN_TOKEN, Some(json!([
+            {"seat_uid": seat_uid, "access_seat": true, "gateway_seat": true},
+            {"seat_uid": "00000000-0000-4000-8000-000000000000", "access_seat": false, "gateway_seat": false}
+        ])))
+        .await;
+    assert_eq!(unknown_seat.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.get(&user_path, ADMIN_TOKEN).await.result()["gateway_seat"],
+        false,
+        "all or nothing"
+    );
+    let granted = server
+        .call(
+            "PATCH",
+            &format!("{base}/seats"),
+            ADMIN_TOKEN,
+            Some(json!([{"seat_uid": seat_uid, "access_seat": true, "gateway_seat": false}])),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    assert_eq!(granted.result()[0]["access_seat"], true);
+    assert_eq!(granted.result()[0]["seat_uid"], seat_uid);
+    assert_eq!(
+        server
+            .get(&format!("{user_path}/active_sessions"), ADMIN_TOKEN)
+            .await
+            .result()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let removed = server
+        .call(
+            "PATCH",
+            &format!("{base}/seats"),
+            ADMIN_TOKEN,
+            Some(json!([{"seat_uid": seat_uid, "access_seat": false, "gateway_seat": false}])),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::OK);
+    let after = server.get(&user_path, ADMIN_TOKEN).await.result().clone();
+    assert_eq!(
+        (after["access_seat"].clone(), after["gateway_seat"].clone()),
+        (json!(false), json!(false))
+    );
+    assert_eq!(
+        server
+            .get(&format!("{user_path}/active_sessions"), ADMIN_TOKEN)
+            .await
+            .result(),
+        &json!([])
+    );
+}

@@ -4,10 +4,13 @@
 pub mod access_user_records;
 pub mod access_users;
 pub mod accounts;
+pub mod apps;
 pub mod envelope;
 pub mod extract;
 pub mod identity_providers;
 mod permission_groups;
+pub mod policies;
+mod revocation;
 pub mod snapshots;
 mod token_request;
 mod token_view;
@@ -27,4 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(access_users::router())
         .merge(access_user_records::router())
         .merge(identity_providers::router())
+        .merge(policies::router())
+        .merge(apps::router())
+        .merge(revocation::router())
 }

@@ -39,3 +39,10 @@ operation!(
 );
 operation!(IdpsRead => [ACCESS_ORGS_IDPS_GROUPS_READ, ACCESS_ORGS_IDPS_GROUPS_WRITE]);
 operation!(IdpsWrite => [ACCESS_ORGS_IDPS_GROUPS_WRITE]);
+operation!(AppsRead => [ACCESS_APPS_POLICIES_READ, ACCESS_APPS_POLICIES_WRITE, ACCESS_APPS_POLICIES_REVOKE]);
+operation!(AppsWrite => [ACCESS_APPS_POLICIES_WRITE]);
+operation!(AppsRevoke => [ACCESS_APPS_POLICIES_REVOKE, ACCESS_APPS_POLICIES_WRITE]);
+operation!(
+    /// Ending every session of a user.
+    RevokeUsers => [ACCESS_ORGS_IDPS_GROUPS_WRITE]
+);

@@ -108,6 +108,13 @@ macro_rules! uuid_id {
                 s.serialize_str(&self.0)
             }
         }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&raw).ok_or_else(|| serde::de::Error::custom("expected a UUID"))
+            }
+        }
     };
 }
 

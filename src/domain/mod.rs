@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod activity;
+pub mod app;
 pub mod duration;
 pub mod idp;
 pub mod ids;

@@ -15,8 +15,10 @@
 pub mod accounts;
 pub mod activity;
 pub mod admin;
+pub mod apps;
 pub mod idps;
 mod page;
+pub mod policies;
 pub mod retention;
 pub mod tokens;
 mod user_pages;

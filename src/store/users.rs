@@ -477,3 +477,98 @@ impl Store {
         Ok(purged)
     }
 }
+
+/// A seat as `PATCH /access/seats` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatRecord {
+    pub seat_uid: SeatId,
+    pub access: bool,
+    pub gateway: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One change asked of `PATCH /access/seats`.
+#[derive(Debug, Clone)]
+pub struct SeatChange {
+    pub seat_uid: SeatId,
+    pub access: bool,
+    pub gateway: bool,
+}
+
+impl Store {
+    /// Ends every session of the user; returns how many were live.
+    #[instrument(skip_all)]
+    pub async fn revoke_user_sessions(&self, user: &UserId, now: Timestamp) -> StoreResult<u64> {
+        let revoked = with_pool!(self, |pool| {
+            sqlx::query("UPDATE access_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user.as_str())
+                .bind(now.micros())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(revoked)
+    }
+
+    /// Applies every change or none: an unknown seat fails the whole request
+    /// with `Ok(Err(seat))`. A seat left with neither flag is removed: the
+    /// user's sessions end in the same transaction.
+    #[instrument(skip_all)]
+    pub async fn update_seats(
+        &self,
+        account: &AccountId,
+        changes: &[SeatChange],
+        now: Timestamp,
+    ) -> StoreResult<Result<Vec<SeatRecord>, SeatId>> {
+        let update = "UPDATE access_users SET access_seat = $3, gateway_seat = $4, seat_updated_at = $5 \
+                      WHERE seat_uid = $1 AND account_id = $2 AND deleted_at IS NULL \
+                      RETURNING id, created_at";
+        let revoke =
+            "UPDATE access_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+        let outcome = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut records = Vec::with_capacity(changes.len());
+            let mut missing = None;
+            for change in changes {
+                let row: Option<(String, i64)> = sqlx::query_as(update)
+                    .bind(change.seat_uid.as_str())
+                    .bind(account.as_str())
+                    .bind(change.access)
+                    .bind(change.gateway)
+                    .bind(now.micros())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((user_id, created_at)) = row else {
+                    missing = Some(change.seat_uid.clone());
+                    break;
+                };
+                if !change.access && !change.gateway {
+                    sqlx::query(revoke)
+                        .bind(&user_id)
+                        .bind(now.micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                records.push(SeatRecord {
+                    seat_uid: change.seat_uid.clone(),
+                    access: change.access,
+                    gateway: change.gateway,
+                    created_at: Timestamp::from_micros(created_at),
+                    updated_at: now,
+                });
+            }
+            match missing {
+                Some(seat) => {
+                    tx.rollback().await?;
+                    Err(seat)
+                }
+                None => {
+                    tx.commit().await?;
+                    Ok(records)
+                }
+            }
+        });
+        Ok(outcome)
+    }
+}

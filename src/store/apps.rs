@@ -1,0 +1,271 @@
+use tracing::instrument;
+
+use super::{Page, PageRequest, Store, StoreError, StoreResult, corrupt, like_pattern, with_pool};
+use crate::domain::app::{AccessApp, PolicyLink};
+use crate::domain::policy::AccessPolicy;
+use crate::domain::{AccessPolicyId, AccountId, AppId, Timestamp};
+
+#[derive(sqlx::FromRow)]
+struct AppRow {
+    id: String,
+    account_id: String,
+    aud: String,
+    name: String,
+    domain: String,
+    session_duration: String,
+    settings: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl AppRow {
+    fn into_app(self, policies: Vec<PolicyLink>) -> StoreResult<AccessApp> {
+        Ok(AccessApp {
+            id: AppId::parse(&self.id).ok_or_else(|| corrupt("app id"))?,
+            account_id: AccountId::parse(&self.account_id).ok_or_else(|| corrupt("account id"))?,
+            aud: self.aud,
+            name: self.name,
+            domain: self.domain,
+            session_duration: self.session_duration,
+            settings: serde_json::from_str(&self.settings).map_err(corrupt)?,
+            policies,
+            created_at: Timestamp::from_micros(self.created_at),
+            updated_at: Timestamp::from_micros(self.updated_at),
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, account_id, aud, name, domain, session_duration, settings, created_at, updated_at";
+
+/// The filters of `GET /access/apps`; `exact` turns substring matches into equality.
+#[derive(Debug, Default, Clone)]
+pub struct AppFilter {
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    pub aud: Option<String>,
+    pub search: Option<String>,
+    pub exact: bool,
+}
+
+impl Store {
+    /// Creates or replaces the application and its policy links in one transaction.
+    #[instrument(skip_all)]
+    pub async fn save_app(&self, app: &AccessApp, is_new: bool) -> StoreResult<bool> {
+        let insert = format!(
+            "INSERT INTO access_apps ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        let update = "UPDATE access_apps SET name = $4, domain = $5, session_duration = $6, settings = $7, \
+                      updated_at = $9 WHERE id = $1 AND account_id = $2 AND aud = $3";
+        let settings = serde_json::to_string(&app.settings).map_err(corrupt)?;
+        let saved = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(if is_new { &insert } else { update })
+                .bind(app.id.as_str())
+                .bind(app.account_id.as_str())
+                .bind(&app.aud)
+                .bind(&app.name)
+                .bind(&app.domain)
+                .bind(&app.session_duration)
+                .bind(&settings)
+                .bind(app.created_at.micros())
+                .bind(app.updated_at.micros())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if affected > 0 {
+                sqlx::query("DELETE FROM access_app_policies WHERE app_id = $1")
+                    .bind(app.id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                for link in &app.policies {
+                    sqlx::query("INSERT INTO access_app_policies (app_id, policy_id, precedence) VALUES ($1, $2, $3)")
+                        .bind(app.id.as_str())
+                        .bind(link.policy_id.as_str())
+                        .bind(link.precedence)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            affected > 0
+        });
+        Ok(saved)
+    }
+
+    async fn policy_links(&self, app: &str) -> StoreResult<Vec<PolicyLink>> {
+        let sql = "SELECT policy_id, precedence FROM access_app_policies WHERE app_id = $1 ORDER BY precedence, policy_id";
+        let rows: Vec<(String, i64)> = with_pool!(self, |pool| {
+            sqlx::query_as(sql).bind(app).fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(id, precedence)| {
+                Ok(PolicyLink {
+                    policy_id: AccessPolicyId::parse(&id).ok_or_else(|| corrupt("policy id"))?,
+                    precedence,
+                })
+            })
+            .collect()
+    }
+
+    async fn with_links(&self, row: AppRow) -> StoreResult<AccessApp> {
+        let links = self.policy_links(&row.id).await?;
+        row.into_app(links)
+    }
+
+    #[instrument(skip_all)]
+    pub async fn find_app(
+        &self,
+        account: &AccountId,
+        id: &AppId,
+    ) -> StoreResult<Option<AccessApp>> {
+        let sql = format!("SELECT {COLUMNS} FROM access_apps WHERE id = $1 AND account_id = $2");
+        let row: Option<AppRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            Some(row) => self.with_links(row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The application whose `domain` (host and path) is exactly `domain`, in any account.
+    #[instrument(skip_all)]
+    pub async fn find_app_by_domain(&self, domain: &str) -> StoreResult<Option<AccessApp>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM access_apps WHERE domain = $1 ORDER BY created_at LIMIT 1"
+        );
+        let row: Option<AppRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(domain)
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            Some(row) => self.with_links(row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    #[instrument(skip_all)]
+    pub async fn list_apps(
+        &self,
+        account: &AccountId,
+        filter: &AppFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<AccessApp>> {
+        let text = |value: &Option<String>| -> Option<String> {
+            value.as_ref().map(|v| {
+                if filter.exact {
+                    v.to_lowercase()
+                } else {
+                    like_pattern(v)
+                }
+            })
+        };
+        let op = if filter.exact { "=" } else { "LIKE" };
+        let escape = if filter.exact { "" } else { " ESCAPE '\\'" };
+        let condition = format!(
+            "account_id = $1 AND ($2 IS NULL OR lower(name) {op} $2{escape}) \
+             AND ($3 IS NULL OR lower(domain) {op} $3{escape}) AND ($4 IS NULL OR aud = $4) \
+             AND ($5 IS NULL OR lower(name) LIKE $5 ESCAPE '\\' OR lower(domain) LIKE $5 ESCAPE '\\')"
+        );
+        let list_sql = format!(
+            "SELECT {COLUMNS} FROM access_apps WHERE {condition} ORDER BY created_at, id LIMIT $6 OFFSET $7"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM access_apps WHERE {condition}");
+        let (name, domain) = (text(&filter.name), text(&filter.domain));
+        let aud = filter.aud.as_ref().map(|a| a.to_ascii_lowercase());
+        let search = filter.search.as_deref().map(like_pattern);
+        let (rows, total): (Vec<AppRow>, i64) = with_pool!(self, |pool| {
+            let rows = sqlx::query_as(&list_sql)
+                .bind(account.as_str())
+                .bind(name.as_deref())
+                .bind(domain.as_deref())
+                .bind(aud.as_deref())
+                .bind(search.as_deref())
+                .bind(page.limit())
+                .bind(page.offset())
+                .fetch_all(pool)
+                .await?;
+            let total = sqlx::query_scalar(&count_sql)
+                .bind(account.as_str())
+                .bind(name.as_deref())
+                .bind(domain.as_deref())
+                .bind(aud.as_deref())
+                .bind(search.as_deref())
+                .fetch_one(pool)
+                .await?;
+            (rows, total)
+        });
+        let mut apps = Vec::with_capacity(rows.len());
+        for row in rows {
+            apps.push(self.with_links(row).await?);
+        }
+        Ok(Page {
+            items: apps,
+            request: page,
+            total_count: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    #[instrument(skip_all)]
+    pub async fn delete_app(&self, account: &AccountId, id: &AppId) -> StoreResult<bool> {
+        let affected = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM access_apps WHERE id = $1 AND account_id = $2")
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    /// The application's policies in precedence order.
+    #[instrument(skip_all)]
+    pub async fn app_policies(&self, app: &AccessApp) -> StoreResult<Vec<(AccessPolicy, i64)>> {
+        let mut policies = Vec::with_capacity(app.policies.len());
+        for link in &app.policies {
+            let policy = self
+                .find_policy(&app.account_id, &link.policy_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("linked policy is missing".into()))?;
+            policies.push((policy, link.precedence));
+        }
+        Ok(policies)
+    }
+
+    /// Application tokens issued before `now` stop being accepted.
+    #[instrument(skip_all)]
+    pub async fn revoke_app_tokens(&self, app: &AppId, now: Timestamp) -> StoreResult<()> {
+        let sql = "INSERT INTO access_app_revocations (app_id, revoked_before) VALUES ($1, $2) \
+                   ON CONFLICT (app_id) DO UPDATE SET revoked_before = excluded.revoked_before";
+        with_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(app.as_str())
+                .bind(now.micros())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn app_tokens_revoked_before(&self, app: &AppId) -> StoreResult<Option<Timestamp>> {
+        let at: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT revoked_before FROM access_app_revocations WHERE app_id = $1",
+            )
+            .bind(app.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(at.map(Timestamp::from_micros))
+    }
+}
