@@ -11,12 +11,13 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-use crate::api;
 use crate::api::extract::BODY_LIMIT;
 use crate::api::snapshots::ListingSnapshots;
 use crate::config::Retention;
 use crate::error::ApiError;
+use crate::mail::Mailer;
 use crate::store::Store;
+use crate::{api, login};
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -25,15 +26,20 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub retention: Retention,
     pub snapshots: Arc<ListingSnapshots>,
+    pub mailer: Arc<Mailer>,
+    /// The header a trusted proxy puts the client's country in.
+    pub country_header: Option<Arc<str>>,
 }
 
 impl AppState {
-    pub fn new(store: Store, public_url: &str, retention: Retention) -> Self {
+    pub fn new(store: Store, public_url: &str, retention: Retention, mailer: Mailer) -> Self {
         Self {
             store,
             public_url: Arc::from(public_url),
             retention,
             snapshots: Arc::default(),
+            mailer: Arc::new(mailer),
+            country_header: None,
         }
     }
 }
@@ -43,6 +49,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/client/v4", api::router())
+        .merge(login::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

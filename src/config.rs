@@ -13,6 +13,10 @@ pub const KNOWN_ENV: &[&str] = &[
     "ACCESSD_DATABASE_URL",
     "ACCESSD_ADMIN_TOKEN",
     "ACCESSD_PUBLIC_URL",
+    "ACCESSD_SMTP_URL",
+    "ACCESSD_MAIL_FROM",
+    "ACCESSD_OUTBOX",
+    "ACCESSD_COUNTRY_HEADER",
     "ACCESSD_LOG",
     "ACCESSD_SESSION_RETENTION",
     "ACCESSD_FAILED_LOGIN_RETENTION",
@@ -48,7 +52,36 @@ pub struct Config {
     pub public_url: Option<String>,
 
     #[command(flatten)]
+    pub mail: MailArgs,
+
+    /// A request header, set by a proxy you trust, that carries the client's
+    /// country code (for example `CF-IPCountry`); recorded at login.
+    #[arg(long, env = "ACCESSD_COUNTRY_HEADER")]
+    pub country_header: Option<String>,
+
+    #[command(flatten)]
     pub retention: Retention,
+}
+
+/// Where sign-in codes go.
+#[derive(Args, Debug, Clone)]
+pub struct MailArgs {
+    /// `smtp://[user:pass@]host[:port]` (STARTTLS when offered) or `smtps://…`.
+    /// Unset: messages are written to the outbox folder instead.
+    #[arg(long, env = "ACCESSD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of sign-in codes.
+    #[arg(
+        long,
+        env = "ACCESSD_MAIL_FROM",
+        default_value = "accessd <no-reply@accessd.localhost>"
+    )]
+    pub mail_from: String,
+
+    /// Folder for `.eml` files when no SMTP server is set.
+    #[arg(long, env = "ACCESSD_OUTBOX", default_value = "accessd-outbox")]
+    pub outbox: std::path::PathBuf,
 }
 
 fn parse_public_url(raw: &str) -> Result<String, String> {

@@ -12,6 +12,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod login;
+pub mod mail;
 pub mod retention;
 pub mod store;
 
@@ -38,7 +40,14 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
-    let app = app::router(AppState::new(store.clone(), &public_url, config.retention));
+    let mailer = mail::Mailer::new(
+        config.mail.smtp_url.as_deref(),
+        config.mail.outbox.clone(),
+        &config.mail.mail_from,
+    )?;
+    let mut state = AppState::new(store.clone(), &public_url, config.retention, mailer);
+    state.country_header = config.country_header.as_deref().map(Into::into);
+    let app = app::router(state);
     let purger = retention::spawn(store.clone(), config.retention);
     tracing::info!(backend = store.backend_name(), %address, "started");
     cli::announce(&format!("accessd listening on http://{address}"));

@@ -5,6 +5,7 @@
 //! permission on the account named in the path; [`Authenticated`] is for the
 //! few operations that are not scoped to one account.
 
+pub mod app_token;
 mod credentials;
 mod extract;
 pub mod operations;

@@ -151,6 +151,45 @@ impl Store {
         }
     }
 
+    /// The application served on `host` (its domain is the host, or the host and a path).
+    #[instrument(skip_all)]
+    pub async fn find_app_by_host(&self, host: &str) -> StoreResult<Option<AccessApp>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM access_apps WHERE domain = $1 OR domain LIKE $2 ESCAPE '\\' \
+             ORDER BY length(domain), created_at LIMIT 1"
+        );
+        let escaped: String = host
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                other => vec![other],
+            })
+            .collect();
+        let row: Option<AppRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(host)
+                .bind(format!("{escaped}/%"))
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            Some(row) => self.with_links(row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    #[instrument(skip_all)]
+    pub async fn find_app_by_aud(&self, aud: &str) -> StoreResult<Option<AccessApp>> {
+        let sql = format!("SELECT {COLUMNS} FROM access_apps WHERE aud = $1");
+        let row: Option<AppRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(aud).fetch_optional(pool).await?
+        });
+        match row {
+            Some(row) => self.with_links(row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     #[instrument(skip_all)]
     pub async fn list_apps(
         &self,

@@ -17,6 +17,8 @@ pub mod activity;
 pub mod admin;
 pub mod apps;
 pub mod idps;
+pub mod keys;
+pub mod logins;
 mod page;
 pub mod policies;
 pub mod retention;

@@ -1,0 +1,226 @@
+//! After the identity is proven: policy evaluation, the records a login
+//! leaves (user, seat, session, identity, or a failed login), and the
+//! application token handed to the application's host.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::pages::error_page;
+use super::{LoginError, scheme};
+use crate::app::AppState;
+use crate::auth::app_token::{self, AppClaims};
+use crate::domain::activity::{
+    FailedLogin, FailedLoginMetadata, Geo, Identity, IdpRef, Session, SessionApp, SessionNonce,
+    new_ray_id,
+};
+use crate::domain::app::AccessApp;
+use crate::domain::policy::{AccessPolicy, Requester, Verdict, evaluate};
+use crate::domain::user::{AccessUser, Email};
+use crate::domain::{Timestamp, duration};
+use crate::store::logins::OtpChallenge;
+
+pub struct Failure<'a> {
+    pub app: &'a AccessApp,
+    pub email: &'a str,
+    pub reason: &'static str,
+    pub ip: IpAddr,
+}
+
+/// Writes a failed login for the user with this e-mail. An unknown e-mail
+/// is only logged, unless `create_user` (the e-mail was proven, as when a
+/// policy denies a verified user): then the user is created on first sight.
+pub async fn record_failure(
+    state: &AppState,
+    failure: Failure<'_>,
+    create_user: bool,
+) -> Result<(), LoginError> {
+    let app = failure.app;
+    let now = Timestamp::now();
+    let user = match state
+        .store
+        .find_user_by_email(&app.account_id, failure.email)
+        .await?
+    {
+        Some(user) => user,
+        None if create_user => {
+            let email = Email::from_stored(failure.email.to_string());
+            let user = AccessUser::new(app.account_id.clone(), email, None, now);
+            state.store.create_user(&user).await?;
+            user
+        }
+        None => {
+            tracing::info!(reason = failure.reason, ip = %failure.ip, "failed sign-in for an unknown e-mail");
+            return Ok(());
+        }
+    };
+    let keep = i64::try_from(state.retention.failed_login_retention.as_secs()).unwrap_or(i64::MAX);
+    let record = FailedLogin {
+        account_id: app.account_id.clone(),
+        user_id: user.id.clone(),
+        occurred_at: now,
+        expires_at: now.plus_seconds(keep),
+        metadata: FailedLoginMetadata {
+            app_name: app.name.clone(),
+            aud: app.aud.clone(),
+            datetime: now.to_millis_string(),
+            ray_id: new_ray_id(),
+            user_email: user.email.as_str().to_string(),
+            user_uuid: user.id.to_string(),
+            reason: failure.reason.to_string(),
+        },
+    };
+    state.store.record_failed_login(&record).await?;
+    Ok(())
+}
+
+fn session_seconds(app: &AccessApp, policy: &AccessPolicy) -> i64 {
+    let chosen = policy
+        .session_duration
+        .as_deref()
+        .unwrap_or(&app.session_duration);
+    duration::parse(chosen).map_or(24 * 3600, |d| {
+        i64::try_from(d.as_secs()).unwrap_or(24 * 3600).max(1)
+    })
+}
+
+pub async fn complete_login(
+    state: &AppState,
+    app: &AccessApp,
+    challenge: &OtpChallenge,
+    ip: IpAddr,
+    country: Option<String>,
+) -> Result<Response, LoginError> {
+    let policies: Vec<AccessPolicy> = state
+        .store
+        .app_policies(app)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let requester = Requester {
+        email: Some(challenge.email.clone()),
+        ip,
+        country: country.clone(),
+        idp_id: Some(challenge.idp_id.clone()),
+    };
+    let policy = match evaluate(&policies, &requester) {
+        Verdict::Allowed(policy) | Verdict::Bypassed(policy) => policy.clone(),
+        Verdict::Denied(_) => {
+            record_failure(
+                state,
+                Failure {
+                    app,
+                    email: &challenge.email,
+                    reason: "policy_denied",
+                    ip,
+                },
+                true,
+            )
+            .await?;
+            let message = app.settings.custom_deny_message.clone().unwrap_or_else(|| {
+                format!("{} is not allowed to use {}.", challenge.email, app.name)
+            });
+            return Err(LoginError(error_page(
+                StatusCode::FORBIDDEN,
+                "Access denied",
+                &message,
+            )));
+        }
+    };
+
+    let now = Timestamp::now();
+    let (mut user, is_new) = match state
+        .store
+        .find_user_by_email(&app.account_id, &challenge.email)
+        .await?
+    {
+        Some(user) => (user, false),
+        None => {
+            let email = Email::from_stored(challenge.email.clone());
+            (
+                AccessUser::new(app.account_id.clone(), email, None, now),
+                true,
+            )
+        }
+    };
+    if !user.seat.access {
+        user.seat.access = true;
+        user.seat.updated_at = now;
+    }
+    user.last_successful_login = Some(now);
+
+    let host = app
+        .hostnames()
+        .first()
+        .map_or(app.domain.clone(), |h| h.to_string());
+    let identity = Identity {
+        account_id: app.account_id.to_string(),
+        auth_status: "NONE".to_string(),
+        email: user.email.as_str().to_string(),
+        geo: Geo {
+            country: country.clone().unwrap_or_default(),
+        },
+        iat: now.unix_seconds(),
+        idp: IdpRef {
+            id: challenge.idp_id.clone(),
+            kind: "onetimepin".to_string(),
+        },
+        ip: ip.to_string(),
+        user_uuid: user.id.to_string(),
+        version: 2,
+        ..Identity::default()
+    };
+    let session = Session {
+        nonce: SessionNonce::generate(),
+        account_id: app.account_id.clone(),
+        user_id: user.id.clone(),
+        name: user
+            .name
+            .clone()
+            .unwrap_or_else(|| user.email.as_str().to_string()),
+        issued_at: now,
+        expires_at: now.plus_seconds(session_seconds(app, &policy)),
+        revoked_at: None,
+        apps: BTreeMap::from([(
+            app.id.to_string(),
+            SessionApp {
+                hostname: host.clone(),
+                name: app.name.clone(),
+                kind: "self_hosted".to_string(),
+                uid: app.id.to_string(),
+            },
+        )]),
+        identity,
+    };
+    state
+        .store
+        .record_successful_login(&user, is_new, &session)
+        .await?;
+
+    let key = app_token::signing_key(&state.store, &app.account_id).await?;
+    let claims = AppClaims {
+        aud: vec![app.aud.clone()],
+        email: user.email.as_str().to_string(),
+        exp: session.expires_at.unix_seconds(),
+        iat: now.unix_seconds(),
+        nbf: now.unix_seconds(),
+        iss: state.public_url.to_string(),
+        kind: "app".to_string(),
+        identity_nonce: session.nonce.as_str().to_string(),
+        sub: user.id.to_string(),
+        country: country.unwrap_or_default(),
+    };
+    let token = app_token::mint(&key, &claims)?;
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", &token)
+        .append_pair("redirect_url", &challenge.redirect_url)
+        .finish();
+    let target = format!(
+        "{}://{host}/cdn-cgi/access/authorized?{query}",
+        scheme(state)
+    );
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response())
+}

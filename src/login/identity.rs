@@ -1,0 +1,224 @@
+//! What a signed-in browser or an application asks of Access: set the cookie
+//! on the application's host, read the identity behind a token, sign out,
+//! and fetch the keys that verify tokens.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::pages::{Page, error_page};
+use super::{AUTH_COOKIE, LoginError, cookie, scheme};
+use crate::app::AppState;
+use crate::auth::app_token::{self, AppClaims, Rejection};
+use crate::domain::Timestamp;
+use crate::domain::activity::{Session, SessionNonce};
+use crate::domain::app::AccessApp;
+
+fn host_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// The application token a request carries: the `Cf-Access-Jwt-Assertion`
+/// header (what a proxy forwards) or the `CF_Authorization` cookie.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("cf-access-jwt-assertion")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| cookie(headers, AUTH_COOKIE))
+        .filter(|t| !t.is_empty())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Token(#[from] Rejection),
+    #[error("the session was revoked or has ended")]
+    SessionEnded,
+    #[error("tokens of this application were revoked")]
+    AppRevoked,
+    #[error("internal error")]
+    Internal,
+}
+
+/// A token that is genuine, current, for `expected` (when given), and whose
+/// session and application have not been revoked since it was issued.
+pub async fn accept(
+    state: &AppState,
+    token: &str,
+    expected: Option<&AccessApp>,
+) -> Result<(AppClaims, Session), Refusal> {
+    let (claims, _) = app_token::verify(
+        &state.store,
+        token,
+        &state.public_url,
+        expected.map(|a| a.aud.as_str()),
+    )
+    .await?;
+    let nonce = SessionNonce::parse(&claims.identity_nonce).ok_or(Refusal::SessionEnded)?;
+    let session = state
+        .store
+        .find_session_by_nonce(&nonce)
+        .await
+        .map_err(|_| Refusal::Internal)?
+        .ok_or(Refusal::SessionEnded)?;
+    if !session.is_active(Timestamp::now()) {
+        return Err(Refusal::SessionEnded);
+    }
+    for aud in &claims.aud {
+        let app = state
+            .store
+            .find_app_by_aud(aud)
+            .await
+            .map_err(|_| Refusal::Internal)?;
+        let Some(app) = app else {
+            return Err(Refusal::AppRevoked);
+        };
+        let revoked = state
+            .store
+            .app_tokens_revoked_before(&app.id)
+            .await
+            .map_err(|_| Refusal::Internal)?;
+        if revoked.is_some_and(|before| claims.iat * 1_000_000 < before.micros()) {
+            return Err(Refusal::AppRevoked);
+        }
+    }
+    Ok((claims, session))
+}
+
+#[derive(Deserialize)]
+pub struct AuthorizedQuery {
+    token: String,
+    redirect_url: String,
+}
+
+/// `GET /cdn-cgi/access/authorized?token=…&redirect_url=…` on the
+/// application's host: stores the token as that host's `CF_Authorization`
+/// cookie and continues to the page the user asked for.
+pub async fn authorized(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AuthorizedQuery>,
+) -> Result<Response, LoginError> {
+    let host = host_of(&headers);
+    let refused = |why: &str| LoginError(error_page(StatusCode::FORBIDDEN, "Sign-in failed", why));
+    let app = state
+        .store
+        .find_app_by_host(&host)
+        .await?
+        .ok_or_else(|| refused("No application is protected at this address."))?;
+    let (claims, _) = accept(&state, &query.token, Some(&app))
+        .await
+        .map_err(|e| refused(&format!("The sign-in could not be completed: {e}.")))?;
+    let same_host = query
+        .redirect_url
+        .strip_prefix(&format!("{}://{host}", scheme(&state)))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'));
+    if !same_host {
+        return Err(refused("The address to return to is not on this host."));
+    }
+    let max_age = (claims.exp - Timestamp::now().unix_seconds()).max(0);
+    let path = if app.settings.path_cookie_attribute {
+        app.domain
+            .split_once('/')
+            .map_or("/".to_string(), |(_, p)| format!("/{p}"))
+    } else {
+        "/".to_string()
+    };
+    let same_site = match app.settings.same_site_cookie_attribute.as_deref() {
+        Some("strict") => "Strict",
+        Some("none") => "None",
+        _ => "Lax",
+    };
+    let mut cookie = format!(
+        "{AUTH_COOKIE}={}; Path={path}; Max-Age={max_age}; SameSite={same_site}",
+        query.token
+    );
+    if app.settings.http_only_cookie_attribute {
+        cookie.push_str("; HttpOnly");
+    }
+    if scheme(&state) == "https" || same_site == "None" {
+        cookie.push_str("; Secure");
+    }
+    let mut response =
+        (StatusCode::FOUND, [(header::LOCATION, query.redirect_url)]).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
+}
+
+fn unauthorized(message: &str) -> Response {
+    (StatusCode::UNAUTHORIZED, Json(json!({ "err": message }))).into_response()
+}
+
+/// `GET /cdn-cgi/access/get-identity`: the identity behind the caller's token.
+pub async fn get_identity(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = presented_token(&headers) else {
+        return unauthorized("no CF_Authorization cookie or Cf-Access-Jwt-Assertion header");
+    };
+    let host = host_of(&headers);
+    let app = state.store.find_app_by_host(&host).await.ok().flatten();
+    match accept(&state, token, app.as_ref()).await {
+        Ok((_, session)) => (StatusCode::OK, Json(session.identity)).into_response(),
+        Err(refusal) => unauthorized(&refusal.to_string()),
+    }
+}
+
+/// `/cdn-cgi/access/logout`: ends the session everywhere and clears the cookie here.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Page, LoginError> {
+    if let Some(token) = presented_token(&headers)
+        && let Ok((claims, _)) =
+            app_token::verify(&state.store, token, &state.public_url, None).await
+        && let Some(nonce) = SessionNonce::parse(&claims.identity_nonce)
+    {
+        state.store.revoke_session(&nonce, Timestamp::now()).await?;
+    }
+    let secure = if scheme(&state) == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    Ok(Page::new(
+        StatusCode::OK,
+        "Signed out",
+        "<p>You are signed out of every application.</p>".to_string(),
+    )
+    .with_cookie(format!(
+        "{AUTH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+    )))
+}
+
+/// `GET /cdn-cgi/access/certs`: the public keys that verify application
+/// tokens: on an application's host, its account's; elsewhere, every account's.
+pub async fn certs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, LoginError> {
+    let host = host_of(&headers);
+    let cutoff = Timestamp::now().plus_seconds(-app_token::RETIRED_KEY_GRACE_SECONDS);
+    let keys = match state.store.find_app_by_host(&host).await? {
+        Some(app) => app_token::verifying_keys(&state.store, &app.account_id).await?,
+        None => state.store.all_signing_keys(cutoff).await?,
+    };
+    let jwks = keys
+        .iter()
+        .map(app_token::jwk)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "max-age=60")],
+        Json(json!({ "keys": jwks })),
+    )
+        .into_response())
+}

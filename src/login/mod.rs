@@ -1,0 +1,249 @@
+//! The sign-in flow Cloudflare Access runs at `/cdn-cgi/access/*`: the login
+//! page of an application, the one-time PIN by e-mail, the hand-over of the
+//! application token to the application's host as the `CF_Authorization`
+//! cookie, and the endpoints around it (`get-identity`, `logout`, `certs`).
+//!
+//! These pages are for browsers, not the v4 API: HTML, no envelope. Forms are
+//! protected by a double-submit CSRF token whose cookie is `SameSite=Strict`,
+//! so a form posted from another site arrives without it and is refused.
+
+mod complete;
+mod identity;
+mod otp;
+pub mod pages;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::domain::app::AccessApp;
+use crate::domain::idp::{IdentityProvider, IdpConfig};
+use crate::error::ApiError;
+use crate::store::PageRequest;
+use crate::store::idps::IdpFilter;
+use pages::{Page, error_page};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/cdn-cgi/access/login/{*domain}", get(login_page))
+        .route("/cdn-cgi/access/otp/send", post(otp::send_code))
+        .route("/cdn-cgi/access/otp/verify", post(otp::verify_code))
+        .route("/cdn-cgi/access/authorized", get(identity::authorized))
+        .route("/cdn-cgi/access/get-identity", get(identity::get_identity))
+        .route(
+            "/cdn-cgi/access/logout",
+            get(identity::logout).post(identity::logout),
+        )
+        .route("/cdn-cgi/access/certs", get(identity::certs))
+}
+
+const CSRF_COOKIE: &str = "accessd_csrf";
+pub const AUTH_COOKIE: &str = "CF_Authorization";
+
+/// A failure of the sign-in pages, shown as a page.
+pub struct LoginError(Page);
+
+impl From<ApiError> for LoginError {
+    fn from(err: ApiError) -> Self {
+        if let ApiError::Internal(cause) = &err {
+            tracing::error!(%cause, "sign-in failed");
+        }
+        LoginError(error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "Please try again in a moment.",
+        ))
+    }
+}
+
+impl From<crate::store::StoreError> for LoginError {
+    fn from(err: crate::store::StoreError) -> Self {
+        LoginError::from(ApiError::from(err))
+    }
+}
+
+impl From<Page> for LoginError {
+    fn from(page: Page) -> Self {
+        LoginError(page)
+    }
+}
+
+impl axum::response::IntoResponse for LoginError {
+    fn into_response(self) -> axum::response::Response {
+        self.0.into_response()
+    }
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn is_https(state: &AppState) -> bool {
+    state.public_url.starts_with("https://")
+}
+
+pub fn scheme(state: &AppState) -> &'static str {
+    if is_https(state) { "https" } else { "http" }
+}
+
+fn csrf_cookie(state: &AppState, value: &str) -> String {
+    let secure = if is_https(state) { "; Secure" } else { "" };
+    format!(
+        "{CSRF_COOKIE}={value}; Path=/cdn-cgi/access; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    )
+}
+
+/// The CSRF token of this browser, or a new one (set as a cookie by the page).
+fn csrf_token(headers: &HeaderMap) -> (String, bool) {
+    match cookie(headers, CSRF_COOKIE)
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        Some(existing) => (existing.to_string(), false),
+        None => (crate::domain::TokenId::generate().to_string(), true),
+    }
+}
+
+/// Refuses a form whose CSRF field does not match this browser's cookie, or
+/// that comes from another origin.
+fn check_csrf(state: &AppState, headers: &HeaderMap, submitted: &str) -> Result<(), LoginError> {
+    let refused = || {
+        LoginError(error_page(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "This form was not sent from this sign-in page. Open the application again to sign in.",
+        ))
+    };
+    if let Some(origin) = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        && origin != "null"
+        && !state.public_url.starts_with(origin)
+    {
+        return Err(refused());
+    }
+    let Some(expected) = cookie(headers, CSRF_COOKIE) else {
+        return Err(refused());
+    };
+    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(submitted.as_bytes())) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+async fn app_by_domain(state: &AppState, domain: &str) -> Result<AccessApp, LoginError> {
+    let domain = crate::domain::app::parse_domain(domain).unwrap_or_default();
+    state
+        .store
+        .find_app_by_domain(&domain)
+        .await?
+        .ok_or_else(|| {
+            LoginError(error_page(
+                StatusCode::NOT_FOUND,
+                "Unknown application",
+                "No application is protected at this address.",
+            ))
+        })
+}
+
+/// Where to go after signing in: a URL on one of the application's hosts.
+/// Anything else is refused, so the login cannot be used as an open redirect.
+fn checked_redirect(
+    state: &AppState,
+    app: &AccessApp,
+    raw: Option<&str>,
+) -> Result<String, LoginError> {
+    let default = format!("{}://{}/", scheme(state), app.domain);
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(default);
+    };
+    let host = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .map(|rest| {
+            rest.split(['/', '?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        });
+    match host {
+        Some(host)
+            if !host.contains('@')
+                && !host.contains('\\')
+                && app.hostnames().contains(&host.as_str()) =>
+        {
+            Ok(raw.to_string())
+        }
+        _ => Err(LoginError(error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid redirect",
+            "The address to return to is not part of this application.",
+        ))),
+    }
+}
+
+/// The application's one-time PIN provider, when it allows one.
+async fn pin_provider(
+    state: &AppState,
+    app: &AccessApp,
+) -> Result<Option<IdentityProvider>, LoginError> {
+    let all = state
+        .store
+        .list_idps(
+            &app.account_id,
+            IdpFilter::default(),
+            PageRequest {
+                page: 1,
+                per_page: 1000,
+            },
+        )
+        .await?;
+    Ok(all.items.into_iter().find(|idp| {
+        idp.config == IdpConfig::OneTimePin
+            && (app.settings.allowed_idps.is_empty() || app.settings.allowed_idps.contains(&idp.id))
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    redirect_url: Option<String>,
+}
+
+/// `GET /cdn-cgi/access/login/{app-domain}?redirect_url=…`
+async fn login_page(
+    State(state): State<AppState>,
+    Path(domain): Path<String>,
+    Query(query): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Result<Page, LoginError> {
+    let app = app_by_domain(&state, &domain).await?;
+    let redirect = checked_redirect(&state, &app, query.redirect_url.as_deref())?;
+    if pin_provider(&state, &app).await?.is_none() {
+        return Err(LoginError(error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "No sign-in method",
+            "This application has no identity provider that can sign you in here. Ask its administrator.",
+        )));
+    }
+    let (csrf, fresh) = csrf_token(&headers);
+    let page = Page::new(
+        StatusCode::OK,
+        &format!("Sign in to {}", app.name),
+        pages::email_form(&app.name, &app.domain, &redirect, &csrf, None),
+    );
+    Ok(if fresh {
+        page.with_cookie(csrf_cookie(&state, &csrf))
+    } else {
+        page
+    })
+}

@@ -1,0 +1,149 @@
+use tracing::instrument;
+
+use super::{Store, StoreResult, with_pool};
+use crate::domain::{AccountId, Timestamp};
+
+/// One signing key as stored: its id, PKCS#8 PEM private key and life.
+#[derive(Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub account_id: String,
+    pub private_pem: String,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+type KeyRow = (String, String, String, i64, Option<i64>);
+
+fn key_from(row: KeyRow) -> StoredKey {
+    StoredKey {
+        kid: row.0,
+        account_id: row.1,
+        private_pem: row.2,
+        created_at: Timestamp::from_micros(row.3),
+        retired_at: row.4.map(Timestamp::from_micros),
+    }
+}
+
+/// Default days between automatic rotations (Cloudflare's six weeks).
+pub const DEFAULT_ROTATION_DAYS: i64 = 42;
+
+impl Store {
+    /// Keys of the account still good for verifying at `now`, newest first.
+    #[instrument(skip_all)]
+    pub async fn signing_keys(
+        &self,
+        account: &AccountId,
+        verify_until: Timestamp,
+    ) -> StoreResult<Vec<StoredKey>> {
+        let sql = "SELECT kid, account_id, private_pem, created_at, retired_at FROM access_signing_keys \
+                   WHERE account_id = $1 AND (retired_at IS NULL OR retired_at > $2) \
+                   ORDER BY created_at DESC";
+        let rows: Vec<KeyRow> = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(account.as_str())
+                .bind(verify_until.micros())
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(key_from).collect())
+    }
+
+    /// Every account's keys still good for verifying, newest first.
+    #[instrument(skip_all)]
+    pub async fn all_signing_keys(&self, verify_until: Timestamp) -> StoreResult<Vec<StoredKey>> {
+        let sql = "SELECT kid, account_id, private_pem, created_at, retired_at FROM access_signing_keys \
+                   WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC";
+        let rows: Vec<KeyRow> = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(verify_until.micros())
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(key_from).collect())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn find_signing_key(&self, kid: &str) -> StoreResult<Option<StoredKey>> {
+        let sql = "SELECT kid, account_id, private_pem, created_at, retired_at FROM access_signing_keys WHERE kid = $1";
+        let row: Option<KeyRow> = with_pool!(self, |pool| {
+            sqlx::query_as(sql).bind(kid).fetch_optional(pool).await?
+        });
+        Ok(row.map(key_from))
+    }
+
+    /// Retires the account's current keys and installs `key` as the signing key.
+    #[instrument(skip_all)]
+    pub async fn install_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE access_signing_keys SET retired_at = $2 WHERE account_id = $1 AND retired_at IS NULL")
+                .bind(&key.account_id)
+                .bind(key.created_at.micros())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO access_signing_keys (kid, account_id, private_pem, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&key.kid)
+                .bind(&key.account_id)
+                .bind(&key.private_pem)
+                .bind(key.created_at.micros())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn key_rotation_days(&self, account: &AccountId) -> StoreResult<i64> {
+        let days: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT rotation_interval_days FROM access_key_settings WHERE account_id = $1",
+            )
+            .bind(account.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(days.unwrap_or(DEFAULT_ROTATION_DAYS))
+    }
+
+    #[instrument(skip_all)]
+    pub async fn set_key_rotation_days(&self, account: &AccountId, days: i64) -> StoreResult<()> {
+        let sql = "INSERT INTO access_key_settings (account_id, rotation_interval_days) VALUES ($1, $2) \
+                   ON CONFLICT (account_id) DO UPDATE SET rotation_interval_days = excluded.rotation_interval_days";
+        with_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(account.as_str())
+                .bind(days)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Accounts whose signing key is older than their rotation interval.
+    #[instrument(skip_all)]
+    pub async fn accounts_due_for_rotation(&self, now: Timestamp) -> StoreResult<Vec<String>> {
+        let sql = "SELECT k.account_id FROM access_signing_keys k \
+                   LEFT JOIN access_key_settings s ON s.account_id = k.account_id \
+                   WHERE k.retired_at IS NULL \
+                   AND k.created_at + COALESCE(s.rotation_interval_days, $2) * 86400000000 <= $1";
+        let rows: Vec<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(now.micros())
+                .bind(DEFAULT_ROTATION_DAYS)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+}
