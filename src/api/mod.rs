@@ -8,6 +8,7 @@ pub mod apps;
 pub mod envelope;
 pub mod extract;
 pub mod identity_providers;
+mod keys;
 mod permission_groups;
 pub mod policies;
 mod revocation;
@@ -33,4 +34,5 @@ pub fn router() -> Router<AppState> {
         .merge(policies::router())
         .merge(apps::router())
         .merge(revocation::router())
+        .merge(keys::router())
 }

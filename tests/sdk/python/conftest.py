@@ -21,9 +21,9 @@ ADMIN_TOKEN = "cfut_" + "SdkAdminToken" * 3 + "0123456789"
 
 
 class Server:
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, extra_env: dict | None = None):
         self.database_url = database_url
-        env = dict(os.environ, ACCESSD_ADMIN_TOKEN=ADMIN_TOKEN, ACCESSD_LOG="warn")
+        env = dict(os.environ, ACCESSD_ADMIN_TOKEN=ADMIN_TOKEN, ACCESSD_LOG="warn", **(extra_env or {}))
         self.process = subprocess.Popen(
             [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--database", database_url],
             stdout=subprocess.PIPE,
@@ -68,8 +68,14 @@ def _backends():
     return backends
 
 
+@pytest.fixture(scope="module")
+def server_env():
+    """Extra environment for the module's server; modules override it."""
+    return {}
+
+
 @pytest.fixture(scope="module", params=_backends())
-def server(request, tmp_path_factory):
+def server(request, tmp_path_factory, server_env):
     if request.param == "sqlite":
         url = f"sqlite://{tmp_path_factory.mktemp('db') / 'accessd.db'}"
         drop = None
@@ -79,7 +85,7 @@ def server(request, tmp_path_factory):
         subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {name}"], check=True)
         url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
         drop = ["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]
-    running = Server(url)
+    running = Server(url, server_env)
     yield running
     running.stop()
     if drop:
