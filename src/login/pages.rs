@@ -70,9 +70,13 @@ impl IntoResponse for Page {
             HeaderValue::from_static("no-referrer"),
         );
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        // No `form-action`: the code form's answer redirects to the
+        // application's host, and browsers apply form-action to that redirect.
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
         );
         for cookie in self.cookies {
             if let Ok(value) = HeaderValue::from_str(&cookie) {

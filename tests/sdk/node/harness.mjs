@@ -19,7 +19,7 @@ export function backends() {
   return list;
 }
 
-export async function startServer(backend) {
+export async function startServer(backend, extraEnv = {}) {
   let databaseUrl;
   let cleanup;
   if (backend === 'sqlite') {
@@ -34,7 +34,7 @@ export async function startServer(backend) {
     cleanup = () => execFileSync('psql', [admin, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
   }
   const child = spawn(binary, ['serve', '--listen', '127.0.0.1:0', '--database', databaseUrl], {
-    env: { ...process.env, ACCESSD_ADMIN_TOKEN: ADMIN_TOKEN, ACCESSD_LOG: 'warn' },
+    env: { ...process.env, ACCESSD_ADMIN_TOKEN: ADMIN_TOKEN, ACCESSD_LOG: 'warn', ...extraEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const base = await new Promise((resolveBase, reject) => {
