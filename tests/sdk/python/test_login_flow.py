@@ -99,6 +99,16 @@ def test_pin_login_creates_the_records_and_revocation_ends_them(server, admin, s
     assert seen.email == "New.Person@example.com" and seen.ip == "127.0.0.1" and seen.user_uuid == user.id
     assert users.active_sessions.get(claims["identity_nonce"], account_id=setup["account"], user_id=user.id).is_active
 
+    # Logging out ends that session everywhere and clears the cookie.
+    second = Visitor(server.base)
+    second.follow(second.sign_in(mailbox, host, f"http://{host}/", "New.Person@example.com"))
+    assert identity(second, host).status_code == 200
+    old_token = second.cookies[host]["CF_Authorization"]
+    logout = second.request("GET", f"http://{host}/cdn-cgi/access/logout")
+    assert logout.status_code == 200 and "CF_Authorization=;" in logout.headers["set-cookie"]
+    assert identity(None, host, token=old_token).status_code == 401
+    assert identity(visitor, host).status_code == 200, "other sessions live on"
+
     assert admin.zero_trust.organizations.revoke_users(account_id=setup["account"], email="new.person@example.com")
     refused = identity(visitor, host)
     assert refused.status_code == 401, "revocation is immediate"
