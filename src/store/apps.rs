@@ -1,6 +1,9 @@
 use tracing::instrument;
 
-use super::{Page, PageRequest, Store, StoreError, StoreResult, corrupt, like_pattern, with_pool};
+use super::{
+    Page, PageRequest, Store, StoreError, StoreResult, corrupt, escape_like, like_pattern,
+    with_pool,
+};
 use crate::domain::app::{AccessApp, PolicyLink};
 use crate::domain::policy::AccessPolicy;
 use crate::domain::{AccessPolicyId, AccountId, AppId, Timestamp};
@@ -113,81 +116,60 @@ impl Store {
         row.into_app(links)
     }
 
+    /// The first application matching `condition`, whose `$N` take `binds` in order.
+    async fn find_app_where(
+        &self,
+        condition: &str,
+        binds: &[&str],
+    ) -> StoreResult<Option<AccessApp>> {
+        let sql = format!("SELECT {COLUMNS} FROM access_apps WHERE {condition}");
+        let row: Option<AppRow> = with_pool!(self, |pool| {
+            let mut query = sqlx::query_as(&sql);
+            for value in binds {
+                query = query.bind(*value);
+            }
+            query.fetch_optional(pool).await?
+        });
+        match row {
+            Some(row) => self.with_links(row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     #[instrument(skip_all)]
     pub async fn find_app(
         &self,
         account: &AccountId,
         id: &AppId,
     ) -> StoreResult<Option<AccessApp>> {
-        let sql = format!("SELECT {COLUMNS} FROM access_apps WHERE id = $1 AND account_id = $2");
-        let row: Option<AppRow> = with_pool!(self, |pool| {
-            sqlx::query_as(&sql)
-                .bind(id.as_str())
-                .bind(account.as_str())
-                .fetch_optional(pool)
-                .await?
-        });
-        match row {
-            Some(row) => self.with_links(row).await.map(Some),
-            None => Ok(None),
-        }
+        self.find_app_where(
+            "id = $1 AND account_id = $2",
+            &[id.as_str(), account.as_str()],
+        )
+        .await
     }
 
     /// The application whose `domain` (host and path) is exactly `domain`, in any account.
     #[instrument(skip_all)]
     pub async fn find_app_by_domain(&self, domain: &str) -> StoreResult<Option<AccessApp>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM access_apps WHERE domain = $1 ORDER BY created_at LIMIT 1"
-        );
-        let row: Option<AppRow> = with_pool!(self, |pool| {
-            sqlx::query_as(&sql)
-                .bind(domain)
-                .fetch_optional(pool)
-                .await?
-        });
-        match row {
-            Some(row) => self.with_links(row).await.map(Some),
-            None => Ok(None),
-        }
+        self.find_app_where("domain = $1 ORDER BY created_at LIMIT 1", &[domain])
+            .await
     }
 
     /// The application served on `host` (its domain is the host, or the host and a path).
     #[instrument(skip_all)]
     pub async fn find_app_by_host(&self, host: &str) -> StoreResult<Option<AccessApp>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM access_apps WHERE domain = $1 OR domain LIKE $2 ESCAPE '\\' \
-             ORDER BY length(domain), created_at LIMIT 1"
-        );
-        let escaped: String = host
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                other => vec![other],
-            })
-            .collect();
-        let row: Option<AppRow> = with_pool!(self, |pool| {
-            sqlx::query_as(&sql)
-                .bind(host)
-                .bind(format!("{escaped}/%"))
-                .fetch_optional(pool)
-                .await?
-        });
-        match row {
-            Some(row) => self.with_links(row).await.map(Some),
-            None => Ok(None),
-        }
+        let below = format!("{}/%", escape_like(host));
+        self.find_app_where(
+            "domain = $1 OR domain LIKE $2 ESCAPE '\\' ORDER BY length(domain), created_at LIMIT 1",
+            &[host, &below],
+        )
+        .await
     }
 
     #[instrument(skip_all)]
     pub async fn find_app_by_aud(&self, aud: &str) -> StoreResult<Option<AccessApp>> {
-        let sql = format!("SELECT {COLUMNS} FROM access_apps WHERE aud = $1");
-        let row: Option<AppRow> = with_pool!(self, |pool| {
-            sqlx::query_as(&sql).bind(aud).fetch_optional(pool).await?
-        });
-        match row {
-            Some(row) => self.with_links(row).await.map(Some),
-            None => Ok(None),
-        }
+        self.find_app_where("aud = $1", &[aud]).await
     }
 
     #[instrument(skip_all)]

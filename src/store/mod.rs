@@ -138,16 +138,19 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-/// Escapes `%`, `_` and `\` so a client's text matches literally inside `LIKE … ESCAPE '\'`.
-fn like_pattern(needle: &str) -> String {
-    let mut pattern = String::with_capacity(needle.len() + 2);
-    pattern.push('%');
-    for c in needle.to_lowercase().chars() {
+/// Escapes `%`, `_` and `\` so text matches literally inside `LIKE … ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
+            escaped.push('\\');
         }
-        pattern.push(c);
+        escaped.push(c);
     }
-    pattern.push('%');
-    pattern
+    escaped
+}
+
+/// A case-insensitive substring pattern for `lower(column) LIKE … ESCAPE '\'`.
+fn like_pattern(needle: &str) -> String {
+    format!("%{}%", escape_like(&needle.to_lowercase()))
 }
