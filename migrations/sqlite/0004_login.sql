@@ -6,6 +6,7 @@ CREATE TABLE access_signing_keys (
     kid         TEXT PRIMARY KEY NOT NULL,
     account_id  TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     private_pem TEXT NOT NULL,
+    certificate_pem TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     retired_at  INTEGER
 );

@@ -200,7 +200,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
 }
 
 /// `GET /cdn-cgi/access/certs`: the public keys that verify application
-/// tokens: on an application's host, its account's; elsewhere, every account's.
+/// tokens, as JWKs (`keys`) and as self-signed certificates (`public_cert`
+/// for the signing key, `public_certs` for all): on an application's host,
+/// its account's; elsewhere, every account's.
 pub async fn certs(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -215,10 +217,15 @@ pub async fn certs(
         .iter()
         .map(app_token::jwk)
         .collect::<Result<Vec<_>, _>>()?;
+    let pem =
+        |k: &crate::store::keys::StoredKey| json!({ "kid": k.kid, "cert": k.certificate_pem });
+    let current = keys.iter().find(|k| k.retired_at.is_none()).map(pem);
+    let all: Vec<_> = keys.iter().map(pem).collect();
+    let body = json!({ "keys": jwks, "public_cert": current, "public_certs": all });
     Ok((
         StatusCode::OK,
         [(header::CACHE_CONTROL, "max-age=60")],
-        Json(json!({ "keys": jwks })),
+        Json(body),
     )
         .into_response())
 }

@@ -9,6 +9,8 @@ pub struct StoredKey {
     pub kid: String,
     pub account_id: String,
     pub private_pem: String,
+    /// A self-signed certificate of the public key, PEM.
+    pub certificate_pem: String,
     pub created_at: Timestamp,
     pub retired_at: Option<Timestamp>,
 }
@@ -21,15 +23,16 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
-type KeyRow = (String, String, String, i64, Option<i64>);
+type KeyRow = (String, String, String, String, i64, Option<i64>);
 
 fn key_from(row: KeyRow) -> StoredKey {
     StoredKey {
         kid: row.0,
         account_id: row.1,
         private_pem: row.2,
-        created_at: Timestamp::from_micros(row.3),
-        retired_at: row.4.map(Timestamp::from_micros),
+        certificate_pem: row.3,
+        created_at: Timestamp::from_micros(row.4),
+        retired_at: row.5.map(Timestamp::from_micros),
     }
 }
 
@@ -44,7 +47,7 @@ impl Store {
         account: &AccountId,
         verify_until: Timestamp,
     ) -> StoreResult<Vec<StoredKey>> {
-        let sql = "SELECT kid, account_id, private_pem, created_at, retired_at FROM access_signing_keys \
+        let sql = "SELECT kid, account_id, private_pem, certificate_pem, created_at, retired_at FROM access_signing_keys \
                    WHERE account_id = $1 AND (retired_at IS NULL OR retired_at > $2) \
                    ORDER BY created_at DESC";
         let rows: Vec<KeyRow> = with_pool!(self, |pool| {
@@ -60,7 +63,7 @@ impl Store {
     /// Every account's keys still good for verifying, newest first.
     #[instrument(skip_all)]
     pub async fn all_signing_keys(&self, verify_until: Timestamp) -> StoreResult<Vec<StoredKey>> {
-        let sql = "SELECT kid, account_id, private_pem, created_at, retired_at FROM access_signing_keys \
+        let sql = "SELECT kid, account_id, private_pem, certificate_pem, created_at, retired_at FROM access_signing_keys \
                    WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC";
         let rows: Vec<KeyRow> = with_pool!(self, |pool| {
             sqlx::query_as(sql)
@@ -73,7 +76,7 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn find_signing_key(&self, kid: &str) -> StoreResult<Option<StoredKey>> {
-        let sql = "SELECT kid, account_id, private_pem, created_at, retired_at FROM access_signing_keys WHERE kid = $1";
+        let sql = "SELECT kid, account_id, private_pem, certificate_pem, created_at, retired_at FROM access_signing_keys WHERE kid = $1";
         let row: Option<KeyRow> = with_pool!(self, |pool| {
             sqlx::query_as(sql).bind(kid).fetch_optional(pool).await?
         });
@@ -90,10 +93,14 @@ impl Store {
                 .bind(key.created_at.micros())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO access_signing_keys (kid, account_id, private_pem, created_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query(
+                "INSERT INTO access_signing_keys (kid, account_id, private_pem, certificate_pem, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
                 .bind(&key.kid)
                 .bind(&key.account_id)
                 .bind(&key.private_pem)
+                .bind(&key.certificate_pem)
                 .bind(key.created_at.micros())
                 .execute(&mut *tx)
                 .await?;

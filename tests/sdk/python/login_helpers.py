@@ -79,18 +79,20 @@ class Visitor:
             "app": field(login_page, "app"), "redirect_url": field(login_page, "redirect_url"),
             "email": address, "csrf": field(login_page, "csrf")})
 
-    def verify(self, code_page: str, code: str):
+    def verify(self, code_page: str, code: str, headers: dict | None = None):
         return self.request("POST", f"{self.public_url}/cdn-cgi/access/otp/verify", data={
-            "challenge": field(code_page, "challenge"), "code": code, "csrf": field(code_page, "csrf")})
+            "challenge": field(code_page, "challenge"), "code": code, "csrf": field(code_page, "csrf")},
+            headers=headers or {})
 
-    def sign_in(self, mailbox: Mailbox, app_domain: str, redirect_url: str, address: str):
+    def sign_in(self, mailbox: Mailbox, app_domain: str, redirect_url: str, address: str,
+                headers: dict | None = None):
         """The whole flow; returns the final redirect response from the application's host."""
         login = self.open_login(app_domain, redirect_url)
         assert login.status_code == 200, login.text
         seen = len(mailbox.messages)
         code_page = self.send_code(login.text, address)
         assert code_page.status_code == 200, code_page.text
-        verified = self.verify(code_page.text, mailbox.code_for(address, after=seen))
+        verified = self.verify(code_page.text, mailbox.code_for(address, after=seen), headers)
         return verified
 
     def follow(self, response):

@@ -64,7 +64,8 @@ def identity(visitor_or_token, host: str, token: str | None = None):
 def test_pin_login_creates_the_records_and_revocation_ends_them(server, admin, setup, mailbox):
     host = setup["host"]
     visitor = Visitor(server.base)
-    verified = visitor.sign_in(mailbox, host, f"http://{host}/wiki/home?tab=1", "New.Person@example.com")
+    verified = visitor.sign_in(mailbox, host, f"http://{host}/wiki/home?tab=1", "New.Person@example.com",
+                               headers={"CF-IPCountry": "de"})
     assert verified.status_code == 303
     landing = visitor.follow(verified)
     assert landing.status_code == 302
@@ -80,8 +81,13 @@ def test_pin_login_creates_the_records_and_revocation_ends_them(server, admin, s
     assert claims["email"] == "New.Person@example.com" and claims["type"] == "app"
     assert claims["iss"] == server.base and claims["nbf"] == claims["iat"]
     assert claims["exp"] - claims["iat"] == 7200, "the allow policy's session_duration"
+    assert claims["country"] == "DE", "from the trusted country header"
     certs = httpx.get(f"http://{host}/cdn-cgi/access/certs").json()
     assert header["kid"] in [k["kid"] for k in certs["keys"]]
+    assert certs["public_cert"]["kid"] == header["kid"]
+    assert certs["public_cert"]["cert"].startswith("-----BEGIN CERTIFICATE-----")
+    assert [c["kid"] for c in certs["public_certs"]] == [k["kid"] for k in certs["keys"]]
+    assert all(k["kty"] == "RSA" and k["alg"] == "RS256" and k["use"] == "sig" and k["e"] == "AQAB" for k in certs["keys"])
 
     got = identity(visitor, host)
     assert got.status_code == 200, got.text
@@ -97,6 +103,7 @@ def test_pin_login_creates_the_records_and_revocation_ends_them(server, admin, s
     assert sessions[0].metadata.apps[setup["app"].id].hostname == host
     seen = users.last_seen_identity.get(user.id, account_id=setup["account"])
     assert seen.email == "New.Person@example.com" and seen.ip == "127.0.0.1" and seen.user_uuid == user.id
+    assert seen.geo.country == "DE" and seen.idp.type == "onetimepin"
     assert users.active_sessions.get(claims["identity_nonce"], account_id=setup["account"], user_id=user.id).is_active
 
     # Logging out ends that session everywhere and clears the cookie.
