@@ -22,6 +22,9 @@ use crate::store::logins::OtpChallenge;
 
 pub const PIN_LIFETIME_SECONDS: i64 = 10 * 60;
 pub const MAX_ATTEMPTS: i64 = 5;
+/// Codes one address may be sent per `PIN_LIFETIME_SECONDS`, so the form
+/// cannot be used to flood someone's inbox.
+pub const MAX_CODES_PER_WINDOW: i64 = 5;
 
 fn hash_code(salt: &str, code: &str) -> String {
     hex::encode(Sha256::digest(format!("{salt}:{code}").as_bytes()))
@@ -63,6 +66,18 @@ pub async fn send_code(
             ));
         }
     };
+    let window_start = Timestamp::now().plus_seconds(-PIN_LIFETIME_SECONDS);
+    let recent = state
+        .store
+        .count_otp_challenges_since(&app.account_id, email.as_str(), window_start)
+        .await?;
+    if recent >= MAX_CODES_PER_WINDOW {
+        return Err(LoginError(error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many codes",
+            "Several codes were sent to this address just now. Use the newest one, or wait ten minutes.",
+        )));
+    }
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
     let salt = crate::domain::TokenId::generate().to_string();
     let now = Timestamp::now();

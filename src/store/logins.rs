@@ -65,6 +65,27 @@ impl Store {
         Ok(())
     }
 
+    /// How many codes were sent to `email` for the account since `since`.
+    #[instrument(skip_all)]
+    pub async fn count_otp_challenges_since(
+        &self,
+        account: &AccountId,
+        email: &str,
+        since: Timestamp,
+    ) -> StoreResult<i64> {
+        let sql = "SELECT COUNT(*) FROM access_otp_challenges \
+                   WHERE account_id = $1 AND lower(email) = $2 AND created_at >= $3";
+        let count = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(account.as_str())
+                .bind(email.to_lowercase())
+                .bind(since.micros())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(count)
+    }
+
     #[instrument(skip_all)]
     pub async fn find_otp_challenge(&self, id: &str) -> StoreResult<Option<OtpChallenge>> {
         let sql = "SELECT id, account_id, app_id, idp_id, email, salt, code_hash, redirect_url, attempts, \

@@ -240,3 +240,12 @@ def test_open_redirects_and_cross_site_posts_are_refused(server, setup):
         "csrf": login.text.split('name="csrf" value="')[1].split('"')[0]},
         headers={"origin": "https://evil.example"})
     assert cross_origin.status_code == 403
+
+
+def test_codes_to_one_address_are_limited(server, setup, mailbox):
+    host = setup["host"]
+    visitor = Visitor(server.base)
+    login = visitor.open_login(host, f"http://{host}/")
+    statuses = [visitor.send_code(login.text, "flooded@example.com").status_code for _ in range(6)]
+    assert statuses == [200, 200, 200, 200, 200, 429]
+    assert sum("flooded@example.com" in rcpts for rcpts, _ in mailbox.messages) == 5
