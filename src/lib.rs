@@ -15,6 +15,7 @@ pub mod error;
 pub mod login;
 pub mod mail;
 pub mod retention;
+pub mod scim;
 pub mod store;
 
 use std::net::SocketAddr;

@@ -1,0 +1,535 @@
+//! SCIM filters (RFC 7644 §3.4.2.2): parsing and evaluation against a
+//! resource in its JSON form.
+//!
+//! Precedence is `not` over `and` over `or`; parentheses group; a value path
+//! (`emails[type eq "work"]`) filters the elements of a multi-valued
+//! attribute. Attribute names never depend on case; string comparison does
+//! not either, except for the attributes the schema marks case-exact.
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    Present(AttrPath),
+    Compare {
+        path: AttrPath,
+        op: CompareOp,
+        value: Value,
+    },
+    /// `attr[filter]`, optionally followed by `.sub` in a PATCH path.
+    ValuePath {
+        path: AttrPath,
+        filter: Box<Filter>,
+    },
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Co,
+    Sw,
+    Ew,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// `[urn:…:]attribute[.subAttribute]`, names kept as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttrPath {
+    pub attr: String,
+    pub sub: Option<String>,
+}
+
+impl AttrPath {
+    /// Parses `name`, `name.sub` or a URN-qualified form.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let unqualified = match raw.rfind(':') {
+            Some(at) if raw.to_ascii_lowercase().starts_with("urn:") => &raw[at + 1..],
+            Some(_) => return None,
+            None => raw,
+        };
+        let (attr, sub) = match unqualified.split_once('.') {
+            Some((a, s)) => (a, Some(s)),
+            None => (unqualified, None),
+        };
+        let valid = |name: &str| {
+            name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$')
+        };
+        (valid(attr) && sub.is_none_or(valid)).then(|| AttrPath {
+            attr: attr.to_string(),
+            sub: sub.map(str::to_string),
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FilterError(pub String);
+
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Word(String),
+    Str(String),
+    Open,
+    Close,
+    OpenBracket,
+    CloseBracket,
+}
+
+fn tokenize(input: &str) -> Result<Vec<Token>, FilterError> {
+    let mut tokens = Vec::new();
+    let mut chars = input.char_indices().peekable();
+    while let Some(&(at, c)) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '(' => {
+                chars.next();
+                tokens.push(Token::Open);
+            }
+            ')' => {
+                chars.next();
+                tokens.push(Token::Close);
+            }
+            '[' => {
+                chars.next();
+                tokens.push(Token::OpenBracket);
+            }
+            ']' => {
+                chars.next();
+                tokens.push(Token::CloseBracket);
+            }
+            '"' => {
+                chars.next();
+                let mut raw = String::from("\"");
+                let mut closed = false;
+                while let Some((_, c)) = chars.next() {
+                    raw.push(c);
+                    if c == '\\' {
+                        if let Some((_, escaped)) = chars.next() {
+                            raw.push(escaped);
+                        }
+                    } else if c == '"' {
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    return Err(FilterError(format!(
+                        "unterminated string starting at position {at}"
+                    )));
+                }
+                let text: String = serde_json::from_str(&raw)
+                    .map_err(|_| FilterError(format!("invalid string at position {at}")))?;
+                tokens.push(Token::Str(text));
+            }
+            _ => {
+                let mut word = String::new();
+                while let Some(&(_, c)) = chars.peek() {
+                    if c.is_whitespace() || matches!(c, '(' | ')' | '[' | ']' | '"') {
+                        break;
+                    }
+                    word.push(c);
+                    chars.next();
+                }
+                tokens.push(Token::Word(word));
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        token
+    }
+
+    fn keyword(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
+    }
+
+    fn or_expr(&mut self) -> Result<Filter, FilterError> {
+        let mut left = self.and_expr()?;
+        while self.keyword("or") {
+            self.next();
+            left = Filter::Or(Box::new(left), Box::new(self.and_expr()?));
+        }
+        Ok(left)
+    }
+
+    fn and_expr(&mut self) -> Result<Filter, FilterError> {
+        let mut left = self.unary()?;
+        while self.keyword("and") {
+            self.next();
+            left = Filter::And(Box::new(left), Box::new(self.unary()?));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Filter, FilterError> {
+        if self.keyword("not") {
+            self.next();
+            if self.next() != Some(Token::Open) {
+                return Err(FilterError(
+                    "\"not\" must be followed by a parenthesised filter".into(),
+                ));
+            }
+            let inner = self.or_expr()?;
+            self.expect(Token::Close, "missing \")\"")?;
+            return Ok(Filter::Not(Box::new(inner)));
+        }
+        if self.peek() == Some(&Token::Open) {
+            self.next();
+            let inner = self.or_expr()?;
+            self.expect(Token::Close, "missing \")\"")?;
+            return Ok(inner);
+        }
+        self.attribute_expr()
+    }
+
+    fn expect(&mut self, token: Token, message: &str) -> Result<(), FilterError> {
+        if self.next() == Some(token) {
+            Ok(())
+        } else {
+            Err(FilterError(message.to_string()))
+        }
+    }
+
+    fn attribute_expr(&mut self) -> Result<Filter, FilterError> {
+        let Some(Token::Word(name)) = self.next() else {
+            return Err(FilterError("expected an attribute name".into()));
+        };
+        let path = AttrPath::parse(&name)
+            .ok_or_else(|| FilterError(format!("invalid attribute path {name:?}")))?;
+        if self.peek() == Some(&Token::OpenBracket) {
+            self.next();
+            let inner = self.or_expr()?;
+            self.expect(Token::CloseBracket, "missing \"]\"")?;
+            return Ok(Filter::ValuePath {
+                path,
+                filter: Box::new(inner),
+            });
+        }
+        let Some(Token::Word(op)) = self.next() else {
+            return Err(FilterError(format!("expected an operator after {name:?}")));
+        };
+        let op = match op.to_ascii_lowercase().as_str() {
+            "pr" => return Ok(Filter::Present(path)),
+            "eq" => CompareOp::Eq,
+            "ne" => CompareOp::Ne,
+            "co" => CompareOp::Co,
+            "sw" => CompareOp::Sw,
+            "ew" => CompareOp::Ew,
+            "gt" => CompareOp::Gt,
+            "ge" => CompareOp::Ge,
+            "lt" => CompareOp::Lt,
+            "le" => CompareOp::Le,
+            other => return Err(FilterError(format!("unknown operator {other:?}"))),
+        };
+        let value = match self.next() {
+            Some(Token::Str(text)) => Value::String(text),
+            Some(Token::Word(word)) => match word.to_ascii_lowercase().as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                "null" => Value::Null,
+                _ => serde_json::from_str::<serde_json::Number>(&word)
+                    .map(Value::Number)
+                    .map_err(|_| FilterError(format!("invalid value {word:?}: quote strings")))?,
+            },
+            _ => return Err(FilterError(format!("expected a value after {name:?}"))),
+        };
+        Ok(Filter::Compare { path, op, value })
+    }
+}
+
+impl Filter {
+    pub fn parse(input: &str) -> Result<Self, FilterError> {
+        let mut parser = Parser {
+            tokens: tokenize(input)?,
+            at: 0,
+        };
+        if parser.tokens.is_empty() {
+            return Err(FilterError("the filter is empty".into()));
+        }
+        let filter = parser.or_expr()?;
+        if parser.at < parser.tokens.len() {
+            return Err(FilterError(format!(
+                "unexpected {:?} after the filter",
+                parser.tokens[parser.at]
+            )));
+        }
+        Ok(filter)
+    }
+
+    /// Whether `resource` matches; `case_exact` names attributes compared
+    /// with case (as `attr` or `attr.sub`, lower case).
+    pub fn matches(&self, resource: &Value, case_exact: &[&str]) -> bool {
+        match self {
+            Filter::And(a, b) => a.matches(resource, case_exact) && b.matches(resource, case_exact),
+            Filter::Or(a, b) => a.matches(resource, case_exact) || b.matches(resource, case_exact),
+            Filter::Not(inner) => !inner.matches(resource, case_exact),
+            Filter::Present(path) => values_at(resource, path).iter().any(|v| is_present(v)),
+            Filter::Compare { path, op, value } => {
+                let exact = is_case_exact(path, case_exact);
+                let found = values_at(resource, path);
+                if *op == CompareOp::Ne {
+                    return !found
+                        .iter()
+                        .any(|v| compare(v, CompareOp::Eq, value, exact));
+                }
+                if found.is_empty() {
+                    return *op == CompareOp::Eq && value.is_null();
+                }
+                found.iter().any(|v| compare(v, *op, value, exact))
+            }
+            Filter::ValuePath { path, filter } => {
+                let Some(field) = get_ci(resource, &path.attr) else {
+                    return false;
+                };
+                let elements: Vec<&Value> = match field {
+                    Value::Array(items) => items.iter().collect(),
+                    other => vec![other],
+                };
+                elements
+                    .into_iter()
+                    .any(|element| filter.matches(element, case_exact))
+            }
+        }
+    }
+}
+
+fn is_case_exact(path: &AttrPath, case_exact: &[&str]) -> bool {
+    let full = match &path.sub {
+        Some(sub) => format!("{}.{}", path.attr, sub).to_ascii_lowercase(),
+        None => path.attr.to_ascii_lowercase(),
+    };
+    case_exact.contains(&full.as_str())
+}
+
+fn is_present(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => true,
+    }
+}
+
+/// A member of an object by name, whatever its case.
+pub fn get_ci<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
+    object
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Every value the path reaches; multi-valued attributes give one per element.
+fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
+    let Some(field) = get_ci(resource, &path.attr) else {
+        return Vec::new();
+    };
+    let elements: Vec<&Value> = match field {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    match &path.sub {
+        None => elements
+            .into_iter()
+            .map(|element| match element {
+                // A bare multi-valued attribute compares by its `value`.
+                Value::Object(_) => get_ci(element, "value").unwrap_or(element),
+                other => other,
+            })
+            .collect(),
+        Some(sub) => elements
+            .into_iter()
+            .filter_map(|element| get_ci(element, sub))
+            .collect(),
+    }
+}
+
+fn compare(found: &Value, op: CompareOp, wanted: &Value, case_exact: bool) -> bool {
+    match (found, wanted) {
+        (Value::String(a), Value::String(b)) => {
+            let (a, b) = if case_exact {
+                (a.clone(), b.clone())
+            } else {
+                (a.to_lowercase(), b.to_lowercase())
+            };
+            match op {
+                CompareOp::Eq => a == b,
+                CompareOp::Ne => a != b,
+                CompareOp::Co => a.contains(&b),
+                CompareOp::Sw => a.starts_with(&b),
+                CompareOp::Ew => a.ends_with(&b),
+                CompareOp::Gt => a > b,
+                CompareOp::Ge => a >= b,
+                CompareOp::Lt => a < b,
+                CompareOp::Le => a <= b,
+            }
+        }
+        (Value::Number(a), Value::Number(b)) => {
+            let ordering = a
+                .as_f64()
+                .zip(b.as_f64())
+                .and_then(|(a, b)| a.partial_cmp(&b));
+            ordered(op, ordering)
+        }
+        (Value::Bool(a), Value::Bool(b)) => match op {
+            CompareOp::Eq => a == b,
+            CompareOp::Ne => a != b,
+            _ => false,
+        },
+        (Value::Null, Value::Null) => op == CompareOp::Eq,
+        _ => op == CompareOp::Ne,
+    }
+}
+
+fn ordered(op: CompareOp, ordering: Option<Ordering>) -> bool {
+    let Some(ordering) = ordering else {
+        return false;
+    };
+    match op {
+        CompareOp::Eq => ordering == Ordering::Equal,
+        CompareOp::Ne => ordering != Ordering::Equal,
+        CompareOp::Gt => ordering == Ordering::Greater,
+        CompareOp::Ge => ordering != Ordering::Less,
+        CompareOp::Lt => ordering == Ordering::Less,
+        CompareOp::Le => ordering != Ordering::Greater,
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn user() -> Value {
+        json!({
+            "id": "2819c223-7f76-453a-919d-413861904646",
+            "userName": "Bjensen@Example.com",
+            "externalId": "bjensen",
+            "active": true,
+            "name": {"familyName": "Jensen", "givenName": "Barbara"},
+            "emails": [
+                {"value": "bjensen@example.com", "type": "work", "primary": true},
+                {"value": "babs@jensen.org", "type": "home"}
+            ],
+            "meta": {"lastModified": "2011-05-13T04:42:34Z", "resourceType": "User"},
+            "loginCount": 7
+        })
+    }
+
+    fn check(filter: &str) -> bool {
+        Filter::parse(filter)
+            .unwrap_or_else(|e| panic!("{filter}: {e}"))
+            .matches(&user(), &["id", "externalid"])
+    }
+
+    #[test]
+    fn rfc_examples_match() {
+        assert!(
+            check(r#"userName eq "bjensen@example.com""#),
+            "case-insensitive userName"
+        );
+        assert!(check(r#"name.familyName co "ens""#));
+        assert!(check(r#"userName sw "BJ""#));
+        assert!(check(r#"userName ew ".com""#));
+        assert!(check("name.givenName pr"));
+        assert!(!check("title pr"));
+        assert!(!check(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#));
+        assert!(check(r#"meta.lastModified ge "2011-05-13T04:42:34Z""#));
+        assert!(check(
+            r#"emails[type eq "work" and value co "@example.com"]"#
+        ));
+        assert!(!check(
+            r#"emails[type eq "work" and value co "@jensen.org"]"#
+        ));
+        assert!(
+            check(r#"emails co "jensen.org""#),
+            "a bare multi-valued attribute compares its values"
+        );
+        assert!(check(r#"emails.type eq "home""#));
+        assert!(check(
+            r#"userName eq "nobody" or (active eq true and not (loginCount lt 5))"#
+        ));
+        assert!(check(
+            "loginCount ge 7 and loginCount le 7 and loginCount gt 6.5"
+        ));
+        assert!(check(
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "BJENSEN@example.com""#
+        ));
+        assert!(
+            check(r#"USERNAME EQ "bjensen@example.com""#),
+            "operators and names ignore case"
+        );
+        assert!(
+            !check(r#"externalId eq "BJENSEN""#),
+            "externalId is case-exact"
+        );
+        assert!(check(r#"externalId eq "bjensen""#));
+        assert!(
+            check(r#"title ne "boss""#),
+            "ne matches a missing attribute"
+        );
+        assert!(check(r#"name.givenName eq "Bar\"bara" or active eq true"#));
+    }
+
+    #[test]
+    fn precedence_is_not_then_and_then_or() {
+        assert!(check(
+            r#"active eq false and userName eq "x" or active eq true"#
+        ));
+        assert!(!check(
+            r#"active eq false and (userName eq "x" or active eq true)"#
+        ));
+    }
+
+    #[test]
+    fn malformed_filters_are_refused() {
+        for bad in [
+            "",
+            "userName",
+            "userName eq",
+            "userName xx \"a\"",
+            "userName eq bjensen",
+            "(userName pr",
+            "userName pr)",
+            "not userName pr",
+            "emails[type eq \"work\"",
+            "userName eq \"open",
+            "a..b pr",
+            "userName pr and",
+            "urn:x userName pr",
+        ] {
+            assert!(Filter::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

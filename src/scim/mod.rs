@@ -1,0 +1,3 @@
+//! SCIM 2.0 (RFC 7643, RFC 7644): what identity providers push.
+
+pub mod filter;
