@@ -22,6 +22,7 @@ pub mod logins;
 mod page;
 pub mod policies;
 pub mod retention;
+pub mod scim;
 pub mod tokens;
 mod user_pages;
 pub mod users;

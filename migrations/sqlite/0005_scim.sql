@@ -1,0 +1,21 @@
+-- Users and groups pushed by identity providers over SCIM. Each resource is
+-- kept as the JSON document the provider manages, with the attributes the
+-- service looks up by copied into columns.
+
+CREATE TABLE scim_users (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    idp_id        TEXT NOT NULL REFERENCES access_identity_providers (id) ON DELETE CASCADE,
+    account_id    TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    user_name     TEXT NOT NULL,
+    user_name_key TEXT NOT NULL,
+    external_id   TEXT,
+    active        INTEGER NOT NULL,
+    resource      TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX scim_users_by_user_name ON scim_users (idp_id, user_name_key);
+CREATE INDEX scim_users_listing ON scim_users (idp_id, seq);
+CREATE INDEX scim_users_by_external_id ON scim_users (idp_id, external_id);
