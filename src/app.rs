@@ -17,7 +17,7 @@ use crate::config::Retention;
 use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::store::Store;
-use crate::{api, login};
+use crate::{api, login, scim};
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/client/v4", api::router())
         .merge(login::router())
+        .merge(scim::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

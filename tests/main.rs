@@ -9,6 +9,7 @@ mod auth_failures;
 mod bad_input;
 mod durability;
 mod identity_providers;
+mod scim;
 mod store_conformance;
 mod tokens;
 mod user_records;

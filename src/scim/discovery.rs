@@ -1,0 +1,150 @@
+//! The discovery endpoints (RFC 7644 §4): what this service supports, told truthfully.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::auth::ScimCaller;
+use super::error::ScimError;
+use super::{USER_SCHEMA, list_response, scim_json};
+use crate::app::AppState;
+
+fn base(state: &AppState, caller: &ScimCaller) -> String {
+    format!("{}/scim/v2/{}", state.public_url, caller.idp.id)
+}
+
+pub async fn service_provider_config(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+) -> Response {
+    scim_json(
+        axum::http::StatusCode::OK,
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "documentationUri": "https://developers.cloudflare.com/cloudflare-one/identity/users/scim/",
+            "patch": {"supported": true},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": super::MAX_COUNT},
+            "changePassword": {"supported": false},
+            "sort": {"supported": true},
+            "etag": {"supported": false},
+            "authenticationSchemes": [{
+                "type": "oauthbearertoken", "name": "Bearer token",
+                "description": "The SCIM secret of the identity provider, sent as Authorization: Bearer",
+                "primary": true
+            }],
+            "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{}/ServiceProviderConfig", base(&state, &caller))}
+        }),
+    )
+}
+
+fn resource_types(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
+    vec![json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": "User", "name": "User", "endpoint": "/Users", "description": "User account",
+        "schema": USER_SCHEMA, "schemaExtensions": [],
+        "meta": {"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/User", base(state, caller))}
+    })]
+}
+
+pub async fn list_resource_types(State(state): State<AppState>, caller: ScimCaller) -> Response {
+    let all = resource_types(&state, &caller);
+    let total = all.len();
+    list_response(all, total, 1)
+}
+
+pub async fn get_resource_type(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    resource_types(&state, &caller)
+        .into_iter()
+        .find(|t| t["id"] == name.as_str())
+        .map(|t| scim_json(axum::http::StatusCode::OK, t))
+        .ok_or_else(|| ScimError::NotFound(format!("no resource type {name}")))
+}
+
+fn attribute(
+    name: &str,
+    kind: &str,
+    multi: bool,
+    required: bool,
+    case_exact: bool,
+    mutability: &str,
+    uniqueness: &str,
+) -> Value {
+    json!({"name": name, "type": kind, "multiValued": multi, "required": required, "caseExact": case_exact,
+           "mutability": mutability, "returned": "default", "uniqueness": uniqueness, "description": name})
+}
+
+fn schemas(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
+    let mut name = attribute("name", "complex", false, false, false, "readWrite", "none");
+    name["subAttributes"] = json!(
+        [
+            "formatted",
+            "familyName",
+            "givenName",
+            "middleName",
+            "honorificPrefix",
+            "honorificSuffix"
+        ]
+        .iter()
+        .map(|n| attribute(n, "string", false, false, false, "readWrite", "none"))
+        .collect::<Vec<_>>()
+    );
+    let mut emails = attribute("emails", "complex", true, false, false, "readWrite", "none");
+    emails["subAttributes"] = json!([
+        attribute("value", "string", false, false, false, "readWrite", "none"),
+        attribute("type", "string", false, false, false, "readWrite", "none"),
+        attribute(
+            "primary",
+            "boolean",
+            false,
+            false,
+            false,
+            "readWrite",
+            "none"
+        ),
+        attribute(
+            "display",
+            "string",
+            false,
+            false,
+            false,
+            "readWrite",
+            "none"
+        ),
+    ]);
+    vec![json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": USER_SCHEMA, "name": "User", "description": "User Account",
+        "attributes": [
+            attribute("userName", "string", false, true, false, "readWrite", "server"),
+            name,
+            attribute("displayName", "string", false, false, false, "readWrite", "none"),
+            attribute("active", "boolean", false, false, false, "readWrite", "none"),
+            emails,
+            attribute("externalId", "string", false, false, true, "readWrite", "none"),
+        ],
+        "meta": {"resourceType": "Schema", "location": format!("{}/Schemas/{USER_SCHEMA}", base(state, caller))}
+    })]
+}
+
+pub async fn list_schemas(State(state): State<AppState>, caller: ScimCaller) -> Response {
+    let all = schemas(&state, &caller);
+    let total = all.len();
+    list_response(all, total, 1)
+}
+
+pub async fn get_schema(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    schemas(&state, &caller)
+        .into_iter()
+        .find(|s| s["id"] == id.as_str())
+        .map(|s| scim_json(axum::http::StatusCode::OK, s))
+        .ok_or_else(|| ScimError::NotFound(format!("no schema {id}")))
+}

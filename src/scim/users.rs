@@ -1,0 +1,437 @@
+//! `/Users`: the provider's users, and what their changes do to Access.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::auth::ScimCaller;
+use super::error::ScimError;
+use super::filter::{AttrPath, Filter, get_ci};
+use super::patch::{self, PatchRequest, loosen_booleans};
+use super::{MAX_COUNT, ScimJson, USER_SCHEMA, list_response, scim_json};
+use crate::app::AppState;
+use crate::domain::Timestamp;
+use crate::store::scim::ScimUserRecord;
+use crate::store::users::SeatChange;
+
+/// Attributes compared with case (RFC 7643 §4.1: `id` and `externalId`).
+const CASE_EXACT: &[&str] = &["id", "externalid"];
+const BOOLEANS: &[&str] = &["active", "primary"];
+/// Attributes the service owns; a client's values for them are ignored.
+const READ_ONLY: &[&str] = &["id", "meta", "schemas", "groups"];
+
+/// A User as sent by a provider, checked, with the attributes the store indexes.
+struct ValidUser {
+    resource: Map<String, Value>,
+    user_name: String,
+    external_id: Option<String>,
+    active: bool,
+}
+
+/// Checks and tidies a User sent by a provider; returns the stored form.
+fn validate(input: Value) -> Result<ValidUser, ScimError> {
+    let Value::Object(mut resource) = input else {
+        return Err(ScimError::invalid_syntax("a User must be a JSON object"));
+    };
+    if let Some(schemas) = get_ci(&Value::Object(resource.clone()), "schemas") {
+        let listed = schemas
+            .as_array()
+            .is_some_and(|s| s.iter().any(|v| v == USER_SCHEMA));
+        if !listed {
+            return Err(ScimError::invalid_syntax(format!(
+                "schemas must include {USER_SCHEMA}"
+            )));
+        }
+    }
+    resource.retain(|k, _| !READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(k)));
+    for (key, value) in resource.iter_mut() {
+        if key.eq_ignore_ascii_case("active") {
+            *value = loosen_booleans(value.take());
+        }
+        if key.eq_ignore_ascii_case("emails")
+            && let Value::Array(items) = value
+        {
+            for item in items.iter_mut() {
+                let Value::Object(email) = item else {
+                    return Err(ScimError::invalid_value(
+                        "each of emails must be an object with a value",
+                    ));
+                };
+                if !email
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("value") && v.is_string())
+                {
+                    return Err(ScimError::invalid_value(
+                        "each of emails needs a string value",
+                    ));
+                }
+                for (k, v) in email.iter_mut() {
+                    if k.eq_ignore_ascii_case("primary") {
+                        *v = loosen_booleans(v.take());
+                    }
+                }
+            }
+        }
+    }
+    let object = Value::Object(resource.clone());
+    let user_name = match get_ci(&object, "userName") {
+        Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
+        _ => return Err(ScimError::invalid_value("userName is required")),
+    };
+    let external_id = match get_ci(&object, "externalId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => return Err(ScimError::invalid_value("externalId must be a string")),
+    };
+    let active = match get_ci(&object, "active") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(on)) => *on,
+        Some(_) => return Err(ScimError::invalid_value("active must be true or false")),
+    };
+    Ok(ValidUser {
+        resource,
+        user_name,
+        external_id,
+        active,
+    })
+}
+
+fn representation(state: &AppState, user: &ScimUserRecord) -> Value {
+    let mut body = Map::new();
+    body.insert("schemas".into(), json!([USER_SCHEMA]));
+    body.insert("id".into(), json!(user.id));
+    if let Value::Object(attributes) = &user.resource {
+        body.extend(attributes.clone());
+    }
+    body.insert(
+        "meta".into(),
+        json!({
+            "resourceType": "User",
+            "created": user.created_at.to_string(),
+            "lastModified": user.updated_at.to_string(),
+            "location": format!("{}/scim/v2/{}/Users/{}", state.public_url, user.idp_id, user.id),
+            "version": format!("W/\"{}\"", user.version),
+        }),
+    );
+    Value::Object(body)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Projection {
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+impl Projection {
+    /// Keeps the requested attributes (or drops the excluded ones); `id` and
+    /// `schemas` are always returned.
+    fn apply(&self, resource: Value) -> Value {
+        let Value::Object(map) = resource else {
+            return resource;
+        };
+        let names = |raw: &Option<String>| -> Vec<String> {
+            raw.as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|n| AttrPath::parse(n.trim()))
+                .map(|p| p.attr.to_ascii_lowercase())
+                .collect()
+        };
+        let (wanted, excluded) = (names(&self.attributes), names(&self.excluded_attributes));
+        let always = |k: &str| k.eq_ignore_ascii_case("id") || k.eq_ignore_ascii_case("schemas");
+        Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| {
+                    let key = k.to_ascii_lowercase();
+                    always(k)
+                        || ((wanted.is_empty() || wanted.contains(&key))
+                            && !excluded.contains(&key))
+                })
+                .collect(),
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    filter: Option<String>,
+    start_index: Option<String>,
+    count: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    #[serde(flatten)]
+    projection: Projection,
+}
+
+fn number(raw: &Option<String>, name: &str) -> Result<Option<i64>, ScimError> {
+    raw.as_deref()
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer")))
+        })
+        .transpose()
+}
+
+fn sort_key(resource: &Value, path: &AttrPath) -> Option<String> {
+    let field = get_ci(resource, &path.attr)?;
+    let value = match (&path.sub, field) {
+        (Some(sub), Value::Array(items)) => items.first().and_then(|i| get_ci(i, sub)),
+        (Some(sub), other) => get_ci(other, sub),
+        (None, Value::Array(items)) => items.first().map(|i| get_ci(i, "value").unwrap_or(i)),
+        (None, other) => Some(other),
+    }?;
+    Some(match value {
+        Value::String(s) => s.to_lowercase(),
+        other => other.to_string(),
+    })
+}
+
+/// `GET /Users`: filter, sort, then page (`startIndex` is 1-based).
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ScimError> {
+    let filter = match query
+        .filter
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        Some(raw) => Some(Filter::parse(raw).map_err(|e| ScimError::invalid_filter(e.0))?),
+        None => None,
+    };
+    let start = number(&query.start_index, "startIndex")?
+        .unwrap_or(1)
+        .max(1) as usize;
+    let count =
+        number(&query.count, "count")?.map_or(100, |c| c.clamp(0, MAX_COUNT as i64) as usize);
+    let mut matching: Vec<Value> = state
+        .store
+        .list_scim_users(&caller.idp.id)
+        .await?
+        .iter()
+        .map(|user| representation(&state, user))
+        .filter(|resource| {
+            filter
+                .as_ref()
+                .is_none_or(|f| f.matches(resource, CASE_EXACT))
+        })
+        .collect();
+    if let Some(sort_by) = query.sort_by.as_deref() {
+        let path = AttrPath::parse(sort_by).ok_or_else(|| {
+            ScimError::invalid_value(format!("sortBy {sort_by:?} is not an attribute"))
+        })?;
+        let descending = query
+            .sort_order
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("descending"));
+        // Resources without the attribute go last, whatever the order.
+        matching.sort_by(|a, b| match (sort_key(a, &path), sort_key(b, &path)) {
+            (Some(x), Some(y)) if descending => y.cmp(&x),
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
+    let total = matching.len();
+    let page = matching
+        .into_iter()
+        .skip(start - 1)
+        .take(count)
+        .map(|r| query.projection.apply(r))
+        .collect();
+    Ok(list_response(page, total, start))
+}
+
+async fn load(
+    state: &AppState,
+    caller: &ScimCaller,
+    id: &str,
+) -> Result<ScimUserRecord, ScimError> {
+    state
+        .store
+        .find_scim_user(&caller.idp.id, id)
+        .await?
+        .ok_or_else(|| ScimError::NotFound(format!("no User {id}")))
+}
+
+/// What Cloudflare does when a provider deactivates or deletes a user: the
+/// Access user with that e-mail loses their sessions (`user_deprovision`)
+/// and their seat (`seat_deprovision`), before the SCIM answer is sent.
+async fn deprovision(
+    state: &AppState,
+    caller: &ScimCaller,
+    user: &ScimUserRecord,
+) -> Result<(), ScimError> {
+    if !caller.idp.scim.user_deprovision {
+        return Ok(());
+    }
+    let Some(access_user) = state
+        .store
+        .find_user_by_email(&caller.idp.account_id, &primary_email(user))
+        .await?
+    else {
+        return Ok(());
+    };
+    let now = Timestamp::now();
+    state
+        .store
+        .revoke_user_sessions(&access_user.id, now)
+        .await?;
+    if caller.idp.scim.seat_deprovision {
+        let change = SeatChange {
+            seat_uid: access_user.seat.id.clone(),
+            access: false,
+            gateway: false,
+        };
+        let _ = state
+            .store
+            .update_seats(&caller.idp.account_id, &[change], now)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The e-mail that links a SCIM user to an Access user: the primary e-mail,
+/// else the first, else the userName.
+fn primary_email(user: &ScimUserRecord) -> String {
+    let emails = get_ci(&user.resource, "emails")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let value = |e: &Value| {
+        get_ci(e, "value")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    emails
+        .iter()
+        .find(|e| get_ci(e, "primary") == Some(&Value::Bool(true)))
+        .and_then(value)
+        .or_else(|| emails.first().and_then(value))
+        .unwrap_or_else(|| user.user_name.clone())
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    ScimJson(body): ScimJson<Value>,
+) -> Result<Response, ScimError> {
+    let valid = validate(body)?;
+    let now = Timestamp::now();
+    let user = ScimUserRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        idp_id: caller.idp.id.clone(),
+        account_id: caller.idp.account_id.clone(),
+        user_name: valid.user_name,
+        external_id: valid.external_id,
+        active: valid.active,
+        resource: Value::Object(valid.resource),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_scim_user(&user).await?;
+    Ok(scim_json(
+        StatusCode::CREATED,
+        representation(&state, &user),
+    ))
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+    Query(projection): Query<Projection>,
+) -> Result<Response, ScimError> {
+    let user = load(&state, &caller, &id).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        projection.apply(representation(&state, &user)),
+    ))
+}
+
+/// Saves a changed user and applies what the change means for Access.
+async fn save(
+    state: &AppState,
+    caller: &ScimCaller,
+    before: &ScimUserRecord,
+    resource: Map<String, Value>,
+) -> Result<Response, ScimError> {
+    let valid = validate(Value::Object(resource))?;
+    let user = ScimUserRecord {
+        user_name: valid.user_name,
+        external_id: valid.external_id,
+        active: valid.active,
+        resource: Value::Object(valid.resource),
+        version: before.version + 1,
+        updated_at: Timestamp::now(),
+        ..before.clone()
+    };
+    if !state.store.replace_scim_user(&user).await? {
+        return Err(ScimError::NotFound(format!("no User {}", before.id)));
+    }
+    if before.active && !user.active {
+        deprovision(state, caller, &user).await?;
+    }
+    Ok(scim_json(StatusCode::OK, representation(state, &user)))
+}
+
+pub async fn replace_user(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+    ScimJson(body): ScimJson<Value>,
+) -> Result<Response, ScimError> {
+    let before = load(&state, &caller, &id).await?;
+    if let Some(Value::String(sent)) = get_ci(&body, "id")
+        && *sent != before.id
+    {
+        return Err(ScimError::mutability("id cannot be changed"));
+    }
+    let Value::Object(resource) = body else {
+        return Err(ScimError::invalid_syntax("a User must be a JSON object"));
+    };
+    save(&state, &caller, &before, resource).await
+}
+
+pub async fn patch_user(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+    ScimJson(request): ScimJson<PatchRequest>,
+) -> Result<Response, ScimError> {
+    let before = load(&state, &caller, &id).await?;
+    let mut resource = before.resource.clone();
+    patch::apply(&mut resource, request, BOOLEANS)?;
+    let Value::Object(resource) = resource else {
+        return Err(ScimError::invalid_value(
+            "the patched User is not an object",
+        ));
+    };
+    save(&state, &caller, &before, resource).await
+}
+
+pub async fn delete_user(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    let user = load(&state, &caller, &id).await?;
+    deprovision(&state, &caller, &user).await?;
+    if !state.store.delete_scim_user(&caller.idp.id, &id).await? {
+        return Err(ScimError::NotFound(format!("no User {id}")));
+    }
+    let mut response = axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT);
+    response
+        .headers_mut()
+        .remove(axum::http::header::CONTENT_TYPE);
+    Ok(response)
+}

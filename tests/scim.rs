@@ -1,0 +1,368 @@
+//! The SCIM service as identity providers use it.
+
+use accessd::domain::activity::{Identity, Session, SessionNonce};
+use accessd::domain::{AccountId, Timestamp, UserId};
+use accessd::store::Store;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN_TOKEN, Reply, Server, TestDb};
+
+crate::on_each_backend!(scim_users_as_okta_and_entra_send_them);
+
+struct Scim<'a> {
+    server: &'a Server,
+    base: String,
+    secret: String,
+}
+
+impl Scim<'_> {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call_as(&self.secret, method, path, body).await
+    }
+
+    async fn call_as(&self, secret: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut request = self
+            .server
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(secret);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+fn scim_error(reply: &Reply, status: u16, scim_type: Option<&str>) {
+    assert_eq!(reply.status.as_u16(), status, "{}", reply.body);
+    assert_eq!(
+        reply.body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+    );
+    assert_eq!(reply.body["status"], status.to_string());
+    assert_eq!(
+        reply.body.get("scimType").and_then(Value::as_str),
+        scim_type,
+        "{}",
+        reply.body
+    );
+}
+
+async fn scim_users_as_okta_and_entra_send_them(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Home").await;
+    let idps = format!("/accounts/{account}/access/identity_providers");
+    let idp = server
+        .post(
+            &idps,
+            ADMIN_TOKEN,
+            json!({"name": "Okta", "type": "oidc", "config": {
+            "client_id": "c", "client_secret": "s", "auth_url": "https://okta.example.com/a",
+            "token_url": "https://okta.example.com/t", "certs_url": "https://okta.example.com/k"},
+            "scim_config": {"enabled": true, "user_deprovision": true, "seat_deprovision": true}}),
+        )
+        .await;
+    let idp_id = idp.result()["id"].as_str().unwrap_or_default().to_string();
+    let secret = idp.result()["scim_config"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let other = server
+        .post(
+            &idps,
+            ADMIN_TOKEN,
+            json!({"name": "Other", "type": "oidc", "config": {
+            "client_id": "c", "client_secret": "s", "auth_url": "https://o.example.com/a",
+            "token_url": "https://o.example.com/t", "certs_url": "https://o.example.com/k"},
+            "scim_config": {"enabled": true}}),
+        )
+        .await;
+    let other_secret = other.result()["scim_config"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let scim = Scim {
+        server: &server,
+        base: format!("{}/scim/v2/{idp_id}", server.base),
+        secret,
+    };
+
+    scim_error(
+        &scim.call_as("wrong", "GET", "/Users", None).await,
+        401,
+        None,
+    );
+    scim_error(
+        &scim.call_as(&other_secret, "GET", "/Users", None).await,
+        401,
+        None,
+    );
+    let config = scim.call("GET", "/ServiceProviderConfig", None).await;
+    assert_eq!(config.body["patch"]["supported"], true);
+    assert_eq!(config.body["bulk"]["supported"], false);
+    assert_eq!(
+        scim.call(
+            "GET",
+            "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        scim.call("GET", "/ResourceTypes/User", None).await.body["endpoint"],
+        "/Users"
+    );
+
+    // Okta creates a user.
+    let okta_user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "Jane.Doe@example.com", "externalId": "00u1okta",
+        "name": {"givenName": "Jane", "familyName": "Doe"},
+        "emails": [{"primary": true, "value": "jane.doe@example.com", "type": "work"}],
+        "displayName": "Jane Doe", "active": true, "groups": [], "password": "ignored-by-design"
+    });
+    let created = scim.call("POST", "/Users", Some(okta_user.clone())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(
+        created
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/scim+json")
+    );
+    let id = created.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(created.body["meta"]["resourceType"], "User");
+    assert!(
+        created.body.get("groups").is_none(),
+        "read-only attributes are the service's"
+    );
+    let mut duplicate = okta_user.clone();
+    duplicate["userName"] = json!("jane.doe@EXAMPLE.com");
+    scim_error(
+        &scim.call("POST", "/Users", Some(duplicate)).await,
+        409,
+        Some("uniqueness"),
+    );
+    scim_error(
+        &scim
+            .call(
+                "POST",
+                "/Users",
+                Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]})),
+            )
+            .await,
+        400,
+        Some("invalidValue"),
+    );
+    scim_error(
+        &scim.call("POST", "/Users", Some(json!("nope"))).await,
+        400,
+        Some("invalidSyntax"),
+    );
+
+    for i in 0..4 {
+        let body = json!({"userName": format!("user{i}@example.com"), "externalId": format!("ext{i}"),
+                          "emails": [{"value": format!("user{i}@example.com"), "type": if i % 2 == 0 { "work" } else { "home" }}]});
+        assert_eq!(
+            scim.call("POST", "/Users", Some(body)).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let by_name = scim
+        .call(
+            "GET",
+            "/Users?filter=userName%20eq%20%22jane.doe%40example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(by_name.body["totalResults"], 1);
+    assert_eq!(by_name.body["Resources"][0]["id"], id.as_str());
+    let by_external = scim
+        .call(
+            "GET",
+            "/Users?filter=externalId%20eq%20%2200u1okta%22",
+            None,
+        )
+        .await;
+    assert_eq!(by_external.body["totalResults"], 1);
+    let complex = scim.call("GET", "/Users?filter=emails%5Btype%20eq%20%22work%22%5D%20and%20not%20(userName%20sw%20%22jane%22)", None).await;
+    assert_eq!(complex.body["totalResults"], 2);
+    scim_error(
+        &scim.call("GET", "/Users?filter=userName%20eq", None).await,
+        400,
+        Some("invalidFilter"),
+    );
+    let page = scim
+        .call(
+            "GET",
+            "/Users?startIndex=2&count=2&sortBy=userName&sortOrder=descending&attributes=userName",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            page.body["totalResults"].clone(),
+            page.body["startIndex"].clone(),
+            page.body["itemsPerPage"].clone()
+        ),
+        (json!(5), json!(2), json!(2))
+    );
+    assert_eq!(page.body["Resources"][0]["userName"], "user2@example.com");
+    assert!(
+        page.body["Resources"][0].get("emails").is_none()
+            && page.body["Resources"][0]["id"].is_string()
+    );
+
+    // The Access side: Jane signed in earlier and holds a seat and a session.
+    let users = format!("/accounts/{account}/access/users");
+    let jane = server
+        .post(
+            &users,
+            ADMIN_TOKEN,
+            json!({"email": "jane.doe@example.com"}),
+        )
+        .await
+        .result()
+        .clone();
+    let seat = jane["seat_uid"].as_str().unwrap_or_default();
+    server
+        .call(
+            "PATCH",
+            &format!("/accounts/{account}/access/seats"),
+            ADMIN_TOKEN,
+            Some(json!([{"seat_uid": seat, "access_seat": true, "gateway_seat": false}])),
+        )
+        .await;
+    let store = Store::connect(&server.database_url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = Timestamp::now();
+    let session = Session {
+        nonce: SessionNonce::generate(),
+        account_id: AccountId::parse(&account).unwrap_or_else(|| panic!("account")),
+        user_id: UserId::parse(jane["id"].as_str().unwrap_or_default())
+            .unwrap_or_else(|| panic!("user")),
+        name: "Jane".into(),
+        issued_at: now,
+        expires_at: now.plus_seconds(3600),
+        revoked_at: None,
+        apps: Default::default(),
+        identity: Identity::default(),
+    };
+    store
+        .record_session(&session)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let jane_path = format!("{users}/{}", jane["id"].as_str().unwrap_or_default());
+
+    // Entra ID renames with a capitalised op and string booleans: no deprovisioning.
+    let renamed = scim.call("PATCH", &format!("/Users/{id}"), Some(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "displayName", "value": "Jane Q. Doe"},
+                       {"op": "Add", "path": "emails[type eq \"work\"].primary", "value": "True"}]}))).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body["displayName"], "Jane Q. Doe");
+    assert_eq!(renamed.body["emails"][0]["primary"], true);
+    assert_eq!(
+        server
+            .get(&format!("{jane_path}/active_sessions"), ADMIN_TOKEN)
+            .await
+            .result()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // Okta deactivates: sessions end and the seat is freed before the answer.
+    let deactivated = scim
+        .call(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}]})),
+        )
+        .await;
+    assert_eq!(deactivated.body["active"], false);
+    assert_eq!(
+        server
+            .get(&format!("{jane_path}/active_sessions"), ADMIN_TOKEN)
+            .await
+            .result(),
+        &json!([])
+    );
+    assert_eq!(
+        server.get(&jane_path, ADMIN_TOKEN).await.result()["access_seat"],
+        false
+    );
+
+    scim_error(
+        &scim
+            .call(
+                "PATCH",
+                &format!("/Users/{id}"),
+                Some(json!({"Operations": [{"op": "remove", "path": "emails[type eq \"fax\"]"}]})),
+            )
+            .await,
+        400,
+        Some("noTarget"),
+    );
+    scim_error(
+        &scim
+            .call(
+                "PATCH",
+                &format!("/Users/{id}"),
+                Some(json!({"Operations": [{"op": "replace", "path": "emails[", "value": 1}]})),
+            )
+            .await,
+        400,
+        Some("invalidPath"),
+    );
+    let unchanged = scim.call("GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(
+        unchanged.body["emails"].as_array().map(Vec::len),
+        Some(1),
+        "a refused PATCH changes nothing"
+    );
+
+    let mut replaced = okta_user.clone();
+    replaced["displayName"] = json!("J. Doe");
+    let put = scim
+        .call("PUT", &format!("/Users/{id}"), Some(replaced))
+        .await;
+    assert_eq!(put.status, StatusCode::OK);
+    assert_eq!(put.body["meta"]["version"], "W/\"4\"");
+    assert_eq!(
+        scim.call_as(&other_secret, "GET", &format!("/Users/{id}"), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let deleted = scim.call("DELETE", &format!("/Users/{id}"), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    scim_error(
+        &scim.call("GET", &format!("/Users/{id}"), None).await,
+        404,
+        None,
+    );
+}
