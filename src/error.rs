@@ -313,6 +313,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(what) => ApiError::conflict(1009, what),
+            StoreError::UnknownReference(what) => ApiError::invalid(None, what),
             other => ApiError::Internal(other.to_string()),
         }
     }

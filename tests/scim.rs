@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 use crate::common::{ADMIN_TOKEN, Reply, Server, TestDb};
 
-crate::on_each_backend!(scim_users_as_okta_and_entra_send_them);
+crate::on_each_backend!(
+    scim_users_as_okta_and_entra_send_them,
+    scim_groups_and_their_members
+);
 
 struct Scim<'a> {
     server: &'a Server,
@@ -48,6 +51,180 @@ impl Scim<'_> {
             body,
         }
     }
+}
+
+/// An account with one SCIM-enabled provider; returns the SCIM client.
+async fn provider(server: &Server) -> (String, Scim<'_>) {
+    let account = server.create_account("Home").await;
+    let idp = server
+        .post(
+            &format!("/accounts/{account}/access/identity_providers"),
+            ADMIN_TOKEN,
+            json!({"name": "Entra", "type": "oidc", "config": {
+            "client_id": "c", "client_secret": "s", "auth_url": "https://login.example.com/a",
+            "token_url": "https://login.example.com/t", "certs_url": "https://login.example.com/k"},
+            "scim_config": {"enabled": true}}),
+        )
+        .await;
+    let base = format!(
+        "{}/scim/v2/{}",
+        server.base,
+        idp.result()["id"].as_str().unwrap_or_default()
+    );
+    let secret = idp.result()["scim_config"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (
+        account,
+        Scim {
+            server,
+            base,
+            secret,
+        },
+    )
+}
+
+async fn scim_groups_and_their_members(db: TestDb) {
+    let server = Server::start(&db).await;
+    let (_, scim) = provider(&server).await;
+    let mut ids = Vec::new();
+    for name in ["ann", "bob", "cat"] {
+        let made = scim
+            .call(
+                "POST",
+                "/Users",
+                Some(json!({"userName": format!("{name}@example.com")})),
+            )
+            .await;
+        ids.push(made.body["id"].as_str().unwrap_or_default().to_string());
+    }
+    let created = scim
+        .call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering", "externalId": "eng-1", "members": [{"value": ids[0]}, {"value": ids[1]}]})))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let group = created.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(created.body["members"][0]["display"], "ann@example.com");
+    assert_eq!(created.body["members"].as_array().map(Vec::len), Some(2));
+    scim_error(
+        &scim
+            .call(
+                "POST",
+                "/Groups",
+                Some(json!({"displayName": "engineering"})),
+            )
+            .await,
+        409,
+        Some("uniqueness"),
+    );
+    scim_error(
+        &scim
+            .call(
+                "POST",
+                "/Groups",
+                Some(json!({"displayName": "Ghosts", "members": [{"value": "nobody"}]})),
+            )
+            .await,
+        400,
+        Some("invalidValue"),
+    );
+    assert_eq!(
+        scim.call(
+            "GET",
+            "/Groups?filter=displayName%20eq%20%22Ghosts%22",
+            None
+        )
+        .await
+        .body["totalResults"],
+        0,
+        "nothing half-made"
+    );
+
+    let ann = scim.call("GET", &format!("/Users/{}", ids[0]), None).await;
+    assert_eq!(ann.body["groups"][0]["value"], group.as_str());
+    let with_bob = scim
+        .call(
+            "GET",
+            &format!("/Groups?filter=members%5Bvalue%20eq%20%22{}%22%5D", ids[1]),
+            None,
+        )
+        .await;
+    assert_eq!(with_bob.body["totalResults"], 1);
+
+    // Okta adds a member; Entra removes one by value; a filtered remove takes another.
+    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let added = scim
+        .call(
+            "PATCH",
+            &format!("/Groups/{group}"),
+            Some(patch(
+                json!([{"op": "add", "path": "members", "value": [{"value": ids[2]}]}]),
+            )),
+        )
+        .await;
+    assert_eq!(
+        added.body["members"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        added.body
+    );
+    let removed = scim
+        .call(
+            "PATCH",
+            &format!("/Groups/{group}"),
+            Some(patch(
+                json!([{"op": "Remove", "path": "members", "value": [{"value": ids[0]}]}]),
+            )),
+        )
+        .await;
+    assert_eq!(removed.body["members"].as_array().map(Vec::len), Some(2));
+    let filtered = scim
+        .call(
+            "PATCH",
+            &format!("/Groups/{group}"),
+            Some(patch(json!([
+        {"op": "remove", "path": format!("members[value eq \"{}\"]", ids[1])},
+        {"op": "replace", "value": {"displayName": "Platform"}}]))),
+        )
+        .await;
+    assert_eq!(filtered.body["displayName"], "Platform");
+    assert_eq!(
+        filtered.body["members"],
+        json!([{"value": ids[2], "display": "cat@example.com", "type": "User",
+        "$ref": format!("{}/Users/{}", scim.base, ids[2])}])
+    );
+
+    // Deleting a user drops the membership; deleting the group leaves the users.
+    assert_eq!(
+        scim.call("DELETE", &format!("/Users/{}", ids[2]), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        scim.call("GET", &format!("/Groups/{group}"), None)
+            .await
+            .body["members"],
+        json!([])
+    );
+    assert_eq!(
+        scim.call("DELETE", &format!("/Groups/{group}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    scim_error(
+        &scim.call("GET", &format!("/Groups/{group}"), None).await,
+        404,
+        None,
+    );
+    assert_eq!(
+        scim.call("GET", "/Users", None).await.body["totalResults"],
+        2
+    );
+    let types = scim.call("GET", "/ResourceTypes", None).await;
+    assert_eq!(types.body["totalResults"], 2);
 }
 
 fn scim_error(reply: &Reply, status: u16, scim_type: Option<&str>) {
@@ -151,8 +328,9 @@ async fn scim_users_as_okta_and_entra_send_them(db: TestDb) {
     );
     let id = created.body["id"].as_str().unwrap_or_default().to_string();
     assert_eq!(created.body["meta"]["resourceType"], "User");
-    assert!(
-        created.body.get("groups").is_none(),
+    assert_eq!(
+        created.body["groups"],
+        json!([]),
         "read-only attributes are the service's"
     );
     let mut duplicate = okta_user.clone();

@@ -19,3 +19,26 @@ CREATE TABLE scim_users (
 CREATE UNIQUE INDEX scim_users_by_user_name ON scim_users (idp_id, user_name_key);
 CREATE INDEX scim_users_listing ON scim_users (idp_id, seq);
 CREATE INDEX scim_users_by_external_id ON scim_users (idp_id, external_id);
+
+CREATE TABLE scim_groups (
+    seq              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    idp_id           TEXT NOT NULL REFERENCES access_identity_providers (id) ON DELETE CASCADE,
+    account_id       TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    display_name     TEXT NOT NULL,
+    display_name_key TEXT NOT NULL,
+    external_id      TEXT,
+    resource         TEXT NOT NULL,
+    version          BIGINT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX scim_groups_by_name ON scim_groups (idp_id, display_name_key);
+CREATE INDEX scim_groups_listing ON scim_groups (idp_id, seq);
+
+CREATE TABLE scim_group_members (
+    group_id TEXT NOT NULL REFERENCES scim_groups (id) ON DELETE CASCADE,
+    user_id  TEXT NOT NULL REFERENCES scim_users (id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX scim_group_members_by_user ON scim_group_members (user_id);

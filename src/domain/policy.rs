@@ -35,12 +35,26 @@ impl Decision {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rule {
-    Email { email: String },
-    EmailDomain { domain: String },
+    Email {
+        email: String,
+    },
+    EmailDomain {
+        domain: String,
+    },
     Everyone {},
-    Ip { ip: IpNet },
-    Geo { country_code: String },
-    LoginMethod { id: String },
+    Ip {
+        ip: IpNet,
+    },
+    Geo {
+        country_code: String,
+    },
+    LoginMethod {
+        id: String,
+    },
+    /// Membership of a group an identity provider pushed over SCIM.
+    Group {
+        id: String,
+    },
 }
 
 impl Rule {
@@ -69,6 +83,7 @@ impl Rule {
                 .as_deref()
                 .is_some_and(|c| c.eq_ignore_ascii_case(country_code)),
             Rule::LoginMethod { id } => who.idp_id.as_deref() == Some(id.as_str()),
+            Rule::Group { id } => who.groups.iter().any(|g| g.eq_ignore_ascii_case(id)),
         }
     }
 }
@@ -80,6 +95,8 @@ pub struct Requester {
     pub ip: IpAddr,
     pub country: Option<String>,
     pub idp_id: Option<String>,
+    /// SCIM groups the user belongs to.
+    pub groups: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +178,7 @@ mod tests {
             ip: ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
             country: Some("DE".into()),
             idp_id: Some("idp-1".into()),
+            groups: vec!["eng".into()],
         }
     }
 
@@ -194,6 +212,15 @@ mod tests {
         assert_eq!(parsed.len(), 6);
         assert!(serde_json::from_str::<Rule>(r#"{"okta":{"name":"x"}}"#).is_err());
         assert!(serde_json::from_str::<Rule>(r#"{"ip":{"ip":"10.0.0.0/33"}}"#).is_err());
+    }
+
+    #[test]
+    fn group_membership() {
+        let r = rules(vec![Rule::Group { id: "eng".into() }], vec![], vec![]);
+        assert!(r.match_requester(&who("a@example.com", "10.0.0.1")));
+        let mut outsider = who("a@example.com", "10.0.0.1");
+        outsider.groups.clear();
+        assert!(!r.match_requester(&outsider));
     }
 
     #[test]

@@ -100,11 +100,16 @@ pub async fn complete_login(
         .into_iter()
         .map(|(p, _)| p)
         .collect();
+    let groups = state
+        .store
+        .scim_group_ids_for_email(&app.account_id, &challenge.email)
+        .await?;
     let requester = Requester {
         email: Some(challenge.email.clone()),
         ip,
         country: country.clone(),
         idp_id: Some(challenge.idp_id.clone()),
+        groups,
     };
     let policy = match evaluate(&policies, &requester) {
         Verdict::Allowed(policy) | Verdict::Bypassed(policy) => policy.clone(),

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::auth::ScimCaller;
 use super::error::ScimError;
-use super::{USER_SCHEMA, list_response, scim_json};
+use super::{GROUP_SCHEMA, USER_SCHEMA, list_response, scim_json};
 use crate::app::AppState;
 
 fn base(state: &AppState, caller: &ScimCaller) -> String {
@@ -39,12 +39,17 @@ pub async fn service_provider_config(
 }
 
 fn resource_types(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
-    vec![json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
-        "id": "User", "name": "User", "endpoint": "/Users", "description": "User account",
-        "schema": USER_SCHEMA, "schemaExtensions": [],
-        "meta": {"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/User", base(state, caller))}
-    })]
+    [("User", "/Users", "User account", USER_SCHEMA), ("Group", "/Groups", "Group", GROUP_SCHEMA)]
+        .into_iter()
+        .map(|(name, endpoint, description, schema)| {
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+                "id": name, "name": name, "endpoint": endpoint, "description": description,
+                "schema": schema, "schemaExtensions": [],
+                "meta": {"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/{name}", base(state, caller))}
+            })
+        })
+        .collect()
 }
 
 pub async fn list_resource_types(State(state): State<AppState>, caller: ScimCaller) -> Response {
@@ -116,19 +121,47 @@ fn schemas(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
             "none"
         ),
     ]);
-    vec![json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
-        "id": USER_SCHEMA, "name": "User", "description": "User Account",
-        "attributes": [
-            attribute("userName", "string", false, true, false, "readWrite", "server"),
-            name,
-            attribute("displayName", "string", false, false, false, "readWrite", "none"),
-            attribute("active", "boolean", false, false, false, "readWrite", "none"),
-            emails,
-            attribute("externalId", "string", false, false, true, "readWrite", "none"),
-        ],
-        "meta": {"resourceType": "Schema", "location": format!("{}/Schemas/{USER_SCHEMA}", base(state, caller))}
-    })]
+    vec![
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+            "id": USER_SCHEMA, "name": "User", "description": "User Account",
+            "attributes": [
+                attribute("userName", "string", false, true, false, "readWrite", "server"),
+                name,
+                attribute("displayName", "string", false, false, false, "readWrite", "none"),
+                attribute("active", "boolean", false, false, false, "readWrite", "none"),
+                emails,
+                attribute("externalId", "string", false, false, true, "readWrite", "none"),
+            ],
+            "meta": {"resourceType": "Schema", "location": format!("{}/Schemas/{USER_SCHEMA}", base(state, caller))}
+        }),
+        {
+            let mut members = attribute(
+                "members",
+                "complex",
+                true,
+                false,
+                false,
+                "readWrite",
+                "none",
+            );
+            members["subAttributes"] = json!([
+                attribute("value", "string", false, false, true, "immutable", "none"),
+                attribute("display", "string", false, false, false, "readOnly", "none"),
+                attribute("type", "string", false, false, false, "immutable", "none"),
+            ]);
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+                "id": GROUP_SCHEMA, "name": "Group", "description": "Group",
+                "attributes": [
+                    attribute("displayName", "string", false, true, false, "readWrite", "server"),
+                    members,
+                    attribute("externalId", "string", false, false, true, "readWrite", "none"),
+                ],
+                "meta": {"resourceType": "Schema", "location": format!("{}/Schemas/{GROUP_SCHEMA}", base(state, caller))}
+            })
+        },
+    ]
 }
 
 pub async fn list_schemas(State(state): State<AppState>, caller: ScimCaller) -> Response {

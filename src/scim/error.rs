@@ -74,6 +74,7 @@ impl From<StoreError> for ScimError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(what) => ScimError::Uniqueness(what),
+            StoreError::UnknownReference(what) => ScimError::invalid_value(what),
             other => ScimError::Internal(other.to_string()),
         }
     }

@@ -6,6 +6,7 @@ mod auth;
 mod discovery;
 pub mod error;
 pub mod filter;
+mod groups;
 pub mod patch;
 mod users;
 
@@ -22,6 +23,7 @@ use crate::app::AppState;
 use error::{SCIM_JSON, ScimError};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// The most resources one page returns.
 pub const MAX_COUNT: usize = 1000;
@@ -56,6 +58,17 @@ pub fn router() -> Router<AppState> {
                 .put(users::replace_user)
                 .patch(users::patch_user)
                 .delete(users::delete_user),
+        )
+        .route(
+            &format!("{base}/Groups"),
+            get(groups::list_groups).post(groups::create_group),
+        )
+        .route(
+            &format!("{base}/Groups/{{id}}"),
+            get(groups::get_group)
+                .put(groups::replace_group)
+                .patch(groups::patch_group)
+                .delete(groups::delete_group),
         )
 }
 

@@ -200,9 +200,21 @@ fn apply_path(
     match (&target.filter, &target.sub) {
         (None, None) => {
             match op {
-                Op::Remove => {
-                    object.remove(&key);
-                }
+                // Entra ID removes members by sending them as the value.
+                Op::Remove => match (object.get_mut(&key), value) {
+                    (Some(Value::Array(existing)), Some(Value::Array(gone))) => {
+                        let gone_values: Vec<&Value> = gone
+                            .iter()
+                            .map(|g| get_ci(g, "value").unwrap_or(g))
+                            .collect();
+                        existing.retain(|item| {
+                            !gone_values.contains(&get_ci(item, "value").unwrap_or(item))
+                        });
+                    }
+                    _ => {
+                        object.remove(&key);
+                    }
+                },
                 Op::Replace => {
                     object.insert(key, value.unwrap_or(Value::Null));
                 }
@@ -360,6 +372,17 @@ mod tests {
             changed["name"],
             json!({"givenName": "A", "familyName": "B"})
         );
+    }
+
+    #[test]
+    fn entra_removes_members_by_value() {
+        let group = json!({"displayName": "g", "members": [{"value": "a"}, {"value": "b"}, {"value": "c"}]});
+        let changed = patch(
+            group,
+            json!([{"op": "Remove", "path": "members", "value": [{"value": "b"}]}]),
+        )
+        .unwrap_or_default();
+        assert_eq!(changed["members"], json!([{"value": "a"}, {"value": "c"}]));
     }
 
     #[test]

@@ -4,6 +4,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::auth::ScimCaller;
@@ -98,13 +100,15 @@ fn validate(input: Value) -> Result<ValidUser, ScimError> {
     })
 }
 
-fn representation(state: &AppState, user: &ScimUserRecord) -> Value {
+/// The user as SCIM shows it; `groups` (read-only) comes from memberships.
+fn representation(state: &AppState, user: &ScimUserRecord, groups: Vec<Value>) -> Value {
     let mut body = Map::new();
     body.insert("schemas".into(), json!([USER_SCHEMA]));
     body.insert("id".into(), json!(user.id));
     if let Value::Object(attributes) = &user.resource {
         body.extend(attributes.clone());
     }
+    body.insert("groups".into(), Value::Array(groups));
     body.insert(
         "meta".into(),
         json!({
@@ -120,7 +124,7 @@ fn representation(state: &AppState, user: &ScimUserRecord) -> Value {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct Projection {
+pub(super) struct Projection {
     attributes: Option<String>,
     excluded_attributes: Option<String>,
 }
@@ -128,7 +132,7 @@ pub struct Projection {
 impl Projection {
     /// Keeps the requested attributes (or drops the excluded ones); `id` and
     /// `schemas` are always returned.
-    fn apply(&self, resource: Value) -> Value {
+    pub(super) fn apply(&self, resource: Value) -> Value {
         let Value::Object(map) = resource else {
             return resource;
         };
@@ -157,7 +161,7 @@ impl Projection {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     filter: Option<String>,
     start_index: Option<String>,
     count: Option<String>,
@@ -191,12 +195,9 @@ fn sort_key(resource: &Value, path: &AttrPath) -> Option<String> {
     })
 }
 
-/// `GET /Users`: filter, sort, then page (`startIndex` is 1-based).
-pub async fn list_users(
-    State(state): State<AppState>,
-    caller: ScimCaller,
-    Query(query): Query<ListQuery>,
-) -> Result<Response, ScimError> {
+/// Filters, sorts and pages resources (`startIndex` is 1-based), then
+/// applies `attributes` / `excludedAttributes`.
+pub(super) fn page_of(all: Vec<Value>, query: &ListQuery) -> Result<Response, ScimError> {
     let filter = match query
         .filter
         .as_deref()
@@ -211,12 +212,8 @@ pub async fn list_users(
         .max(1) as usize;
     let count =
         number(&query.count, "count")?.map_or(100, |c| c.clamp(0, MAX_COUNT as i64) as usize);
-    let mut matching: Vec<Value> = state
-        .store
-        .list_scim_users(&caller.idp.id)
-        .await?
-        .iter()
-        .map(|user| representation(&state, user))
+    let mut matching: Vec<Value> = all
+        .into_iter()
         .filter(|resource| {
             filter
                 .as_ref()
@@ -248,6 +245,50 @@ pub async fn list_users(
         .map(|r| query.projection.apply(r))
         .collect();
     Ok(list_response(page, total, start))
+}
+
+/// `GET /Users`.
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ScimError> {
+    let mut memberships: HashMap<String, Vec<Value>> = HashMap::new();
+    for group in state.store.list_scim_groups(&caller.idp.id).await? {
+        for member in &group.members {
+            memberships.entry(member.clone()).or_default().push(json!({
+                "value": group.id, "display": group.display_name,
+                "$ref": format!("{}/scim/v2/{}/Groups/{}", state.public_url, group.idp_id, group.id),
+            }));
+        }
+    }
+    let all = state
+        .store
+        .list_scim_users(&caller.idp.id)
+        .await?
+        .iter()
+        .map(|user| {
+            representation(
+                &state,
+                user,
+                memberships.remove(&user.id).unwrap_or_default(),
+            )
+        })
+        .collect();
+    page_of(all, &query)
+}
+
+async fn groups_of(state: &AppState, user: &ScimUserRecord) -> Result<Vec<Value>, ScimError> {
+    Ok(state
+        .store
+        .scim_groups_of_user(&user.id)
+        .await?
+        .into_iter()
+        .map(|(id, name)| {
+            json!({"value": id, "display": name,
+                   "$ref": format!("{}/scim/v2/{}/Groups/{id}", state.public_url, user.idp_id)})
+        })
+        .collect())
 }
 
 async fn load(
@@ -341,7 +382,7 @@ pub async fn create_user(
     state.store.create_scim_user(&user).await?;
     Ok(scim_json(
         StatusCode::CREATED,
-        representation(&state, &user),
+        representation(&state, &user, Vec::new()),
     ))
 }
 
@@ -352,9 +393,10 @@ pub async fn get_user(
     Query(projection): Query<Projection>,
 ) -> Result<Response, ScimError> {
     let user = load(&state, &caller, &id).await?;
+    let groups = groups_of(&state, &user).await?;
     Ok(scim_json(
         StatusCode::OK,
-        projection.apply(representation(&state, &user)),
+        projection.apply(representation(&state, &user, groups)),
     ))
 }
 
@@ -381,7 +423,11 @@ async fn save(
     if before.active && !user.active {
         deprovision(state, caller, &user).await?;
     }
-    Ok(scim_json(StatusCode::OK, representation(state, &user)))
+    let groups = groups_of(state, &user).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        representation(state, &user, groups),
+    ))
 }
 
 pub async fn replace_user(

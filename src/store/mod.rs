@@ -23,6 +23,7 @@ mod page;
 pub mod policies;
 pub mod retention;
 pub mod scim;
+pub mod scim_groups;
 pub mod tokens;
 mod user_pages;
 pub mod users;
@@ -41,6 +42,9 @@ pub use page::{Page, PageRequest, SortDirection};
 pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
+    /// A record refers to something that does not exist.
+    #[error("{0}")]
+    UnknownReference(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]

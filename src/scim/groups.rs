@@ -1,0 +1,272 @@
+//! `/Groups`: the provider's groups and their members.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::auth::ScimCaller;
+use super::error::ScimError;
+use super::filter::get_ci;
+use super::patch::{self, PatchRequest};
+use super::users::{ListQuery, Projection, page_of};
+use super::{GROUP_SCHEMA, ScimJson, scim_json};
+use crate::app::AppState;
+use crate::domain::Timestamp;
+use crate::store::scim_groups::ScimGroupRecord;
+
+const READ_ONLY: &[&str] = &["id", "meta", "schemas"];
+
+struct ValidGroup {
+    resource: Map<String, Value>,
+    display_name: String,
+    external_id: Option<String>,
+    members: Vec<String>,
+}
+
+fn validate(input: Value) -> Result<ValidGroup, ScimError> {
+    let Value::Object(mut resource) = input else {
+        return Err(ScimError::invalid_syntax("a Group must be a JSON object"));
+    };
+    if let Some(schemas) = get_ci(&Value::Object(resource.clone()), "schemas")
+        && !schemas
+            .as_array()
+            .is_some_and(|s| s.iter().any(|v| v == GROUP_SCHEMA))
+    {
+        return Err(ScimError::invalid_syntax(format!(
+            "schemas must include {GROUP_SCHEMA}"
+        )));
+    }
+    resource.retain(|k, _| !READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(k)));
+    let members_key = resource
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("members"))
+        .cloned();
+    let mut members = Vec::new();
+    if let Some(key) = members_key {
+        match resource.remove(&key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let Some(Value::String(id)) = get_ci(&item, "value").cloned() else {
+                        return Err(ScimError::invalid_value(
+                            "each member needs a string value (the user's id)",
+                        ));
+                    };
+                    if !members.contains(&id) {
+                        members.push(id);
+                    }
+                }
+            }
+            Some(_) => return Err(ScimError::invalid_value("members must be a list")),
+        }
+    }
+    let object = Value::Object(resource.clone());
+    let display_name = match get_ci(&object, "displayName") {
+        Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
+        _ => return Err(ScimError::invalid_value("displayName is required")),
+    };
+    let external_id = match get_ci(&object, "externalId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => return Err(ScimError::invalid_value("externalId must be a string")),
+    };
+    Ok(ValidGroup {
+        resource,
+        display_name,
+        external_id,
+        members,
+    })
+}
+
+fn representation(
+    state: &AppState,
+    group: &ScimGroupRecord,
+    user_names: &HashMap<String, String>,
+) -> Value {
+    let base = format!("{}/scim/v2/{}", state.public_url, group.idp_id);
+    let mut body = Map::new();
+    body.insert("schemas".into(), json!([GROUP_SCHEMA]));
+    body.insert("id".into(), json!(group.id));
+    if let Value::Object(attributes) = &group.resource {
+        body.extend(attributes.clone());
+    }
+    let members: Vec<Value> = group
+        .members
+        .iter()
+        .map(|id| {
+            let mut member =
+                json!({"value": id, "$ref": format!("{base}/Users/{id}"), "type": "User"});
+            if let Some(name) = user_names.get(id) {
+                member["display"] = json!(name);
+            }
+            member
+        })
+        .collect();
+    body.insert("members".into(), json!(members));
+    body.insert(
+        "meta".into(),
+        json!({
+            "resourceType": "Group",
+            "created": group.created_at.to_string(),
+            "lastModified": group.updated_at.to_string(),
+            "location": format!("{base}/Groups/{}", group.id),
+            "version": format!("W/\"{}\"", group.version),
+        }),
+    );
+    Value::Object(body)
+}
+
+async fn user_names(
+    state: &AppState,
+    caller: &ScimCaller,
+) -> Result<HashMap<String, String>, ScimError> {
+    Ok(state
+        .store
+        .list_scim_users(&caller.idp.id)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.user_name))
+        .collect())
+}
+
+pub async fn list_groups(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ScimError> {
+    let names = user_names(&state, &caller).await?;
+    let all = state
+        .store
+        .list_scim_groups(&caller.idp.id)
+        .await?
+        .iter()
+        .map(|g| representation(&state, g, &names))
+        .collect();
+    page_of(all, &query)
+}
+
+async fn load(
+    state: &AppState,
+    caller: &ScimCaller,
+    id: &str,
+) -> Result<ScimGroupRecord, ScimError> {
+    state
+        .store
+        .find_scim_group(&caller.idp.id, id)
+        .await?
+        .ok_or_else(|| ScimError::NotFound(format!("no Group {id}")))
+}
+
+pub async fn create_group(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    ScimJson(body): ScimJson<Value>,
+) -> Result<Response, ScimError> {
+    let valid = validate(body)?;
+    let now = Timestamp::now();
+    let group = ScimGroupRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        idp_id: caller.idp.id.clone(),
+        account_id: caller.idp.account_id.clone(),
+        display_name: valid.display_name,
+        external_id: valid.external_id,
+        resource: Value::Object(valid.resource),
+        members: valid.members,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.save_scim_group(&group, true).await?;
+    let names = user_names(&state, &caller).await?;
+    Ok(scim_json(
+        StatusCode::CREATED,
+        representation(&state, &group, &names),
+    ))
+}
+
+pub async fn get_group(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+    Query(projection): Query<Projection>,
+) -> Result<Response, ScimError> {
+    let group = load(&state, &caller, &id).await?;
+    let names = user_names(&state, &caller).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        projection.apply(representation(&state, &group, &names)),
+    ))
+}
+
+async fn save(
+    state: &AppState,
+    caller: &ScimCaller,
+    before: &ScimGroupRecord,
+    document: Value,
+) -> Result<Response, ScimError> {
+    let valid = validate(document)?;
+    let group = ScimGroupRecord {
+        display_name: valid.display_name,
+        external_id: valid.external_id,
+        resource: Value::Object(valid.resource),
+        members: valid.members,
+        version: before.version + 1,
+        updated_at: Timestamp::now(),
+        ..before.clone()
+    };
+    if !state.store.save_scim_group(&group, false).await? {
+        return Err(ScimError::NotFound(format!("no Group {}", before.id)));
+    }
+    let names = user_names(state, caller).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        representation(state, &group, &names),
+    ))
+}
+
+pub async fn replace_group(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+    ScimJson(body): ScimJson<Value>,
+) -> Result<Response, ScimError> {
+    let before = load(&state, &caller, &id).await?;
+    if let Some(Value::String(sent)) = get_ci(&body, "id")
+        && *sent != before.id
+    {
+        return Err(ScimError::mutability("id cannot be changed"));
+    }
+    save(&state, &caller, &before, body).await
+}
+
+pub async fn patch_group(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+    ScimJson(request): ScimJson<PatchRequest>,
+) -> Result<Response, ScimError> {
+    let before = load(&state, &caller, &id).await?;
+    let mut document = before.resource.clone();
+    if let Value::Object(map) = &mut document {
+        let members: Vec<Value> = before.members.iter().map(|m| json!({"value": m})).collect();
+        map.insert("members".into(), Value::Array(members));
+    }
+    patch::apply(&mut document, request, &[])?;
+    save(&state, &caller, &before, document).await
+}
+
+pub async fn delete_group(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    if !state.store.delete_scim_group(&caller.idp.id, &id).await? {
+        return Err(ScimError::NotFound(format!("no Group {id}")));
+    }
+    Ok(axum::response::IntoResponse::into_response(
+        StatusCode::NO_CONTENT,
+    ))
+}
