@@ -111,7 +111,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// `page` and `per_page`, checked against one endpoint's limits.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct PageParams {
     pub page: Option<i64>,
     pub per_page: Option<i64>,

@@ -387,6 +387,12 @@ pub struct IdpPath {
     idp_id: String,
 }
 
+impl IdpPath {
+    pub fn idp_id(&self) -> &str {
+        &self.idp_id
+    }
+}
+
 pub async fn load_idp(
     state: &AppState,
     account: &crate::domain::AccountId,

@@ -12,6 +12,7 @@ mod keys;
 mod permission_groups;
 pub mod policies;
 mod revocation;
+mod scim_listings;
 pub mod snapshots;
 mod token_request;
 mod token_view;
@@ -35,4 +36,5 @@ pub fn router() -> Router<AppState> {
         .merge(apps::router())
         .merge(revocation::router())
         .merge(keys::router())
+        .merge(scim_listings::router())
 }
