@@ -249,3 +249,34 @@ def test_codes_to_one_address_are_limited(server, setup, mailbox):
     statuses = [visitor.send_code(login.text, "flooded@example.com").status_code for _ in range(6)]
     assert statuses == [200, 200, 200, 200, 200, 429]
     assert sum("flooded@example.com" in rcpts for rcpts, _ in mailbox.messages) == 5
+
+
+def test_a_policy_can_require_a_scim_group(server, admin, setup, mailbox):
+    account = setup["account"]
+    idp = admin.zero_trust.identity_providers.create(
+        account_id=account, name="Directory", type="oidc",
+        config={"client_id": "c", "client_secret": "s", "auth_url": "https://dir.example.com/a",
+                "token_url": "https://dir.example.com/t", "certs_url": "https://dir.example.com/k"},
+        scim_config={"enabled": True})
+    scim = httpx.Client(base_url=idp.scim_config.scim_base_url,
+                        headers={"Authorization": f"Bearer {idp.scim_config.secret}"})
+    member = scim.post("/Users", json={"userName": "grace@example.com",
+                                       "emails": [{"value": "grace@example.com", "primary": True}]}).json()
+    scim.post("/Users", json={"userName": "heidi@example.com"})
+    group = scim.post("/Groups", json={"displayName": "Admins", "members": [{"value": member["id"]}]}).json()
+    admins_only = admin.zero_trust.access.policies.create(
+        account_id=account, name="Admins", decision="allow", include=[{"group": {"id": group["id"]}}])
+    port = setup["host"].split(":")[1]
+    domain = f"localhost:{port}/admin"
+    app = admin.zero_trust.access.applications.create(account_id=account, type="self_hosted", name="Admin",
+                                                      domain=domain, policies=[admins_only.id])
+    allowed = Visitor(server.base).sign_in(mailbox, domain, f"http://localhost:{port}/admin", "grace@example.com")
+    assert allowed.status_code == 303, allowed.text
+    denied = Visitor(server.base).sign_in(mailbox, domain, f"http://localhost:{port}/admin", "heidi@example.com")
+    assert denied.status_code == 403
+    # Leaving the group in the directory closes the door at the next login.
+    scim.patch(f"/Groups/{group['id']}", json={"Operations": [
+        {"op": "remove", "path": f'members[value eq "{member["id"]}"]'}]})
+    again = Visitor(server.base).sign_in(mailbox, domain, f"http://localhost:{port}/admin", "grace@example.com")
+    assert again.status_code == 403
+    admin.zero_trust.access.applications.delete(app.id, account_id=account)
