@@ -14,9 +14,13 @@ CREATE TABLE scim_users (
     resource      TEXT NOT NULL,
     version       BIGINT NOT NULL,
     created_at    BIGINT NOT NULL,
-    updated_at    BIGINT NOT NULL
+    updated_at    BIGINT NOT NULL,
+    -- Deleted users stay a few minutes as tombstones so that a listing
+    -- under way keeps its positions; the retention task removes them.
+    deleted_at    BIGINT
 );
-CREATE UNIQUE INDEX scim_users_by_user_name ON scim_users (idp_id, user_name_key);
+CREATE UNIQUE INDEX scim_users_by_user_name ON scim_users (idp_id, user_name_key) WHERE deleted_at IS NULL;
+CREATE INDEX scim_users_tombstones ON scim_users (deleted_at) WHERE deleted_at IS NOT NULL;
 CREATE INDEX scim_users_listing ON scim_users (idp_id, seq);
 CREATE INDEX scim_users_by_external_id ON scim_users (idp_id, external_id);
 

@@ -31,9 +31,15 @@ pub fn listing_key(principal: &Principal, path: &str, query: Option<&str>) -> St
         Principal::Admin { token_id } => format!("admin:{token_id}"),
         Principal::Token(token) => format!("token:{}", token.id),
     };
+    keyed_listing(&who, path, query, "page")
+}
+
+/// The same for any caller and any name of the position parameter
+/// (`page` in the v4 API, `startIndex` in SCIM).
+pub fn keyed_listing(who: &str, path: &str, query: Option<&str>, position: &str) -> String {
     let mut params: Vec<(String, String)> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .filter(|(name, _)| name != "page")
+            .filter(|(name, _)| name != position)
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect();
     params.sort();

@@ -13,6 +13,7 @@ use super::error::ScimError;
 use super::filter::{AttrPath, Filter, get_ci};
 use super::patch::{self, PatchRequest, loosen_booleans};
 use super::{MAX_COUNT, ScimJson, USER_SCHEMA, list_response, scim_json};
+use crate::api::snapshots::keyed_listing;
 use crate::app::AppState;
 use crate::domain::Timestamp;
 use crate::store::scim::ScimUserRecord;
@@ -251,6 +252,7 @@ pub(super) fn page_of(all: Vec<Value>, query: &ListQuery) -> Result<Response, Sc
 pub async fn list_users(
     State(state): State<AppState>,
     caller: ScimCaller,
+    uri: axum::http::Uri,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
     let mut memberships: HashMap<String, Vec<Value>> = HashMap::new();
@@ -262,9 +264,33 @@ pub async fn list_users(
             }));
         }
     }
+    // Pages after the first read the users as they were at the first one.
+    let start = number(&query.start_index, "startIndex")?
+        .unwrap_or(1)
+        .max(1);
+    let key = keyed_listing(
+        &format!("scim:{}", caller.idp.id),
+        uri.path(),
+        uri.query(),
+        "startIndex",
+    );
+    let snapshot = match state
+        .snapshots
+        .pinned(&key, u32::try_from(start).unwrap_or(u32::MAX))
+    {
+        Some(pinned) => pinned,
+        None => {
+            let fresh = state
+                .store
+                .scim_user_snapshot(&caller.idp.id, Timestamp::now())
+                .await?;
+            state.snapshots.pin(key, fresh);
+            fresh
+        }
+    };
     let all = state
         .store
-        .list_scim_users(&caller.idp.id)
+        .list_scim_users_at(&caller.idp.id, &snapshot)
         .await?
         .iter()
         .map(|user| {
@@ -472,7 +498,11 @@ pub async fn delete_user(
 ) -> Result<Response, ScimError> {
     let user = load(&state, &caller, &id).await?;
     deprovision(&state, &caller, &user).await?;
-    if !state.store.delete_scim_user(&caller.idp.id, &id).await? {
+    if !state
+        .store
+        .delete_scim_user(&caller.idp.id, &id, Timestamp::now())
+        .await?
+    {
         return Err(ScimError::NotFound(format!("no User {id}")));
     }
     let mut response = axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT);

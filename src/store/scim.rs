@@ -3,6 +3,7 @@
 use serde_json::Value;
 use tracing::instrument;
 
+use super::users::ListingSnapshot;
 use super::{Store, StoreError, StoreResult, corrupt, with_pool};
 use crate::domain::secret::SecretHash;
 use crate::domain::{AccountId, IdpId, Timestamp};
@@ -109,7 +110,9 @@ impl Store {
         idp: &IdpId,
         id: &str,
     ) -> StoreResult<Option<ScimUserRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM scim_users WHERE idp_id = $1 AND id = $2");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM scim_users WHERE idp_id = $1 AND id = $2 AND deleted_at IS NULL"
+        );
         let row: Option<ScimUserRow> = with_pool!(self, |pool| {
             sqlx::query_as(&sql)
                 .bind(idp.as_str())
@@ -123,21 +126,74 @@ impl Store {
     /// Every user of the provider, in creation order.
     #[instrument(skip_all)]
     pub async fn list_scim_users(&self, idp: &IdpId) -> StoreResult<Vec<ScimUserRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM scim_users WHERE idp_id = $1 ORDER BY seq");
+        let now = ListingSnapshot {
+            last_seq: i64::MAX,
+            as_of: Timestamp::now(),
+        };
+        self.list_scim_users_at(idp, &now).await
+    }
+
+    /// The provider's newest user now, as the reference of a listing.
+    #[instrument(skip_all)]
+    pub async fn scim_user_snapshot(
+        &self,
+        idp: &IdpId,
+        now: Timestamp,
+    ) -> StoreResult<ListingSnapshot> {
+        let last: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT MAX(seq) FROM scim_users WHERE idp_id = $1")
+                .bind(idp.as_str())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(ListingSnapshot {
+            last_seq: last.unwrap_or(0),
+            as_of: now,
+        })
+    }
+
+    /// The users that existed at `snapshot`, in creation order: users created
+    /// since are left out, users deleted since are still there.
+    #[instrument(skip_all)]
+    pub async fn list_scim_users_at(
+        &self,
+        idp: &IdpId,
+        snapshot: &ListingSnapshot,
+    ) -> StoreResult<Vec<ScimUserRecord>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM scim_users WHERE idp_id = $1 AND seq <= $2 \
+             AND (deleted_at IS NULL OR deleted_at > $3) ORDER BY seq"
+        );
         let rows: Vec<ScimUserRow> = with_pool!(self, |pool| {
             sqlx::query_as(&sql)
                 .bind(idp.as_str())
+                .bind(snapshot.last_seq)
+                .bind(snapshot.as_of.micros())
                 .fetch_all(pool)
                 .await?
         });
         rows.into_iter().map(ScimUserRecord::try_from).collect()
     }
 
+    /// Removes tombstones of SCIM users deleted before `before`.
+    #[instrument(skip_all)]
+    pub async fn purge_scim_tombstones(&self, before: Timestamp) -> StoreResult<u64> {
+        let purged = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM scim_users WHERE deleted_at IS NOT NULL AND deleted_at < $1")
+                .bind(before.micros())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(purged)
+    }
+
     /// Saves a changed user; false when it no longer exists.
     #[instrument(skip_all)]
     pub async fn replace_scim_user(&self, user: &ScimUserRecord) -> StoreResult<bool> {
         let sql = "UPDATE scim_users SET user_name = $3, user_name_key = $4, external_id = $5, active = $6, \
-                   resource = $7, version = $8, updated_at = $9 WHERE idp_id = $1 AND id = $2";
+                   resource = $7, version = $8, updated_at = $9 \
+                   WHERE idp_id = $1 AND id = $2 AND deleted_at IS NULL";
         let resource = serde_json::to_string(&user.resource).map_err(corrupt)?;
         let affected = with_pool!(self, |pool| {
             sqlx::query(sql)
@@ -158,16 +214,33 @@ impl Store {
         Ok(affected > 0)
     }
 
+    /// Deletes the user and their group memberships; the row stays a
+    /// tombstone for listings under way.
     #[instrument(skip_all)]
-    pub async fn delete_scim_user(&self, idp: &IdpId, id: &str) -> StoreResult<bool> {
-        let affected = with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM scim_users WHERE idp_id = $1 AND id = $2")
-                .bind(idp.as_str())
+    pub async fn delete_scim_user(
+        &self,
+        idp: &IdpId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let deleted = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(
+                "UPDATE scim_users SET deleted_at = $3 WHERE idp_id = $1 AND id = $2 AND deleted_at IS NULL",
+            )
+            .bind(idp.as_str())
+            .bind(id)
+            .bind(now.micros())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM scim_group_members WHERE user_id = $1")
                 .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            affected > 0
         });
-        Ok(affected > 0)
+        Ok(deleted)
     }
 }

@@ -96,7 +96,7 @@ impl Store {
                     .await?;
                 for member in &group.members {
                     let known: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM scim_users WHERE id = $1 AND idp_id = $2",
+                        "SELECT COUNT(*) FROM scim_users WHERE id = $1 AND idp_id = $2 AND deleted_at IS NULL",
                     )
                     .bind(member)
                     .bind(group.idp_id.as_str())
@@ -221,7 +221,7 @@ impl Store {
     ) -> StoreResult<Vec<String>> {
         let users = with_pool!(self, |pool| {
             sqlx::query_as::<_, (String, String, String)>(
-                "SELECT id, user_name, resource FROM scim_users WHERE account_id = $1",
+                "SELECT id, user_name, resource FROM scim_users WHERE account_id = $1 AND deleted_at IS NULL",
             )
             .bind(account.as_str())
             .fetch_all(pool)
