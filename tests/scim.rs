@@ -10,7 +10,8 @@ use crate::common::{ADMIN_TOKEN, Reply, Server, TestDb};
 
 crate::on_each_backend!(
     scim_users_as_okta_and_entra_send_them,
-    scim_groups_and_their_members
+    scim_groups_and_their_members,
+    paging_five_thousand_users_while_others_come_and_go,
 );
 
 struct Scim<'a> {
@@ -542,5 +543,113 @@ async fn scim_users_as_okta_and_entra_send_them(db: TestDb) {
         &scim.call("GET", &format!("/Users/{id}"), None).await,
         404,
         None,
+    );
+}
+
+/// Creates users eight at a time, as a provider's bulk sync does.
+async fn create_users(scim: &Scim<'_>, names: Vec<String>) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut ids = Vec::with_capacity(names.len());
+    for chunk in names.chunks(8) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, name) in chunk.iter().enumerate() {
+            let request = http
+                .post(format!("{}/Users", scim.base))
+                .bearer_auth(&scim.secret)
+                .header("content-type", "application/scim+json")
+                .body(json!({"userName": name}).to_string());
+            tasks.spawn(async move {
+                let reply = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(reply.status(), StatusCode::CREATED);
+                let body: Value = reply.json().await.unwrap_or_default();
+                (i, body["id"].as_str().unwrap_or_default().to_string())
+            });
+        }
+        let mut batch: Vec<(usize, String)> = tasks.join_all().await;
+        batch.sort();
+        ids.extend(batch.into_iter().map(|(_, id)| id));
+    }
+    ids
+}
+
+async fn paging_five_thousand_users_while_others_come_and_go(db: TestDb) {
+    let server = Server::start(&db).await;
+    let (_, scim) = provider(&server).await;
+    let originals = create_users(
+        &scim,
+        (0..5000).map(|i| format!("u{i:05}@example.com")).collect(),
+    )
+    .await;
+    assert_eq!(originals.len(), 5000);
+
+    // While a directory sync pages through, another one deletes some users and adds others.
+    let churn_base = scim.base.clone();
+    let churn_secret = scim.secret.clone();
+    let doomed: Vec<String> = originals.iter().step_by(97).cloned().collect();
+    let churn = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for (i, id) in doomed.iter().enumerate() {
+            let _ = http
+                .delete(format!("{churn_base}/Users/{id}"))
+                .bearer_auth(&churn_secret)
+                .send()
+                .await;
+            let _ = http
+                .post(format!("{churn_base}/Users"))
+                .bearer_auth(&churn_secret)
+                .header("content-type", "application/scim+json")
+                .body(json!({"userName": format!("late{i}@example.com")}).to_string())
+                .send()
+                .await;
+        }
+        doomed
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut totals = Vec::new();
+    let mut start = 1;
+    loop {
+        let page = scim
+            .call("GET", &format!("/Users?startIndex={start}&count=100"), None)
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let resources = page.body["Resources"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if resources.is_empty() {
+            break;
+        }
+        seen.extend(
+            resources
+                .iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_string)),
+        );
+        totals.push(page.body["totalResults"].as_u64().unwrap_or_default());
+        start += resources.len();
+        tokio::task::yield_now().await;
+    }
+    let deleted = churn.await.unwrap_or_default();
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no user is seen twice");
+    let missing: Vec<usize> = originals
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| !deleted.contains(id) && !unique.contains(id))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        totals.windows(2).all(|w| w[0] == w[1]),
+        "every page counts the same snapshot: {totals:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "users existed throughout but were not seen: {} of {} seen; missing positions {:?}",
+        seen.len(),
+        originals.len(),
+        &missing[..missing.len().min(20)]
+    );
+    assert!(
+        seen.iter().all(|id| originals.contains(id)),
+        "users created after the first page are not mixed in"
     );
 }

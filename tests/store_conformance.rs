@@ -299,7 +299,7 @@ async fn deep_pages_match_a_plain_walk(db: TestDb) {
         expected.retain(|id| *id != gone);
     }
     let snapshot = store
-        .user_listing_snapshot(&mine.id, Timestamp::now())
+        .user_listing_snapshot(&mine.id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -359,12 +359,12 @@ async fn deep_pages_match_a_plain_walk(db: TestDb) {
             .cloned()
             .collect();
         assert_eq!(
-            read(snapshot, page, per_page).await,
+            read(snapshot.clone(), page, per_page).await,
             want,
             "page {page} of {per_page}"
         );
     }
-    let everything: Vec<_> = read(snapshot, 1, 10_000).await;
+    let everything: Vec<_> = read(snapshot.clone(), 1, 10_000).await;
     assert_eq!(everything, expected);
 
     // Once tombstones are purged, a new snapshot counts without them.
@@ -373,10 +373,10 @@ async fn deep_pages_match_a_plain_walk(db: TestDb) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let fresh = store
-        .user_listing_snapshot(&mine.id, Timestamp::now())
+        .user_listing_snapshot(&mine.id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let live: Vec<_> = read(fresh, 1, 10_000).await;
+    let live: Vec<_> = read(fresh.clone(), 1, 10_000).await;
     assert_eq!(
         live.len(),
         expected.len() - expected.iter().skip(5).step_by(211).count() + 1
@@ -390,7 +390,7 @@ async fn deep_pages_match_a_plain_walk(db: TestDb) {
             .cloned()
             .collect();
         assert_eq!(
-            read(fresh, page, per_page).await,
+            read(fresh.clone(), page, per_page).await,
             want,
             "after purge: page {page} of {per_page}"
         );

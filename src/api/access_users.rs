@@ -129,11 +129,8 @@ async fn list_users(
     let snapshot = match state.snapshots.pinned(&key, page.page) {
         Some(pinned) => pinned,
         None => {
-            let fresh = state
-                .store
-                .user_listing_snapshot(&caller.account, Timestamp::now())
-                .await?;
-            state.snapshots.pin(key, fresh);
+            let fresh = state.store.user_listing_snapshot(&caller.account).await?;
+            state.snapshots.pin(key, fresh.clone());
             fresh
         }
     };

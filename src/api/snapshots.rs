@@ -63,7 +63,7 @@ impl ListingSnapshots {
         entries
             .get(key)
             .filter(|(_, expires)| Instant::now() < *expires)
-            .map(|(snapshot, _)| *snapshot)
+            .map(|(snapshot, _)| snapshot.clone())
     }
 
     /// Pins `snapshot` as the reference of the listing `key`.
@@ -93,7 +93,7 @@ impl ListingSnapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Timestamp, TokenId};
+    use crate::domain::TokenId;
 
     fn admin() -> Principal {
         Principal::Admin {
@@ -120,11 +120,8 @@ mod tests {
     #[test]
     fn later_pages_read_the_pinned_snapshot() {
         let snapshots = ListingSnapshots::default();
-        let snapshot = ListingSnapshot {
-            last_seq: 42,
-            as_of: Timestamp::now(),
-        };
-        snapshots.pin("k".into(), snapshot);
+        let snapshot = ListingSnapshot::taken(42, vec![7]);
+        snapshots.pin("k".into(), snapshot.clone());
         assert_eq!(snapshots.pinned("k", 1), None, "a first page starts afresh");
         assert_eq!(snapshots.pinned("k", 2), Some(snapshot));
         assert_eq!(snapshots.pinned("other", 2), None);

@@ -280,11 +280,8 @@ pub async fn list_users(
     {
         Some(pinned) => pinned,
         None => {
-            let fresh = state
-                .store
-                .scim_user_snapshot(&caller.idp.id, Timestamp::now())
-                .await?;
-            state.snapshots.pin(key, fresh);
+            let fresh = state.store.scim_user_snapshot(&caller.idp.id).await?;
+            state.snapshots.pin(key, fresh.clone());
             fresh
         }
     };

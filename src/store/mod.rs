@@ -24,6 +24,7 @@ pub mod policies;
 pub mod retention;
 pub mod scim;
 pub mod scim_groups;
+pub mod snapshot;
 pub mod tokens;
 mod user_pages;
 pub mod users;

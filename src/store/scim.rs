@@ -3,7 +3,7 @@
 use serde_json::Value;
 use tracing::instrument;
 
-use super::users::ListingSnapshot;
+use super::snapshot::ListingSnapshot;
 use super::{Store, StoreError, StoreResult, corrupt, with_pool};
 use crate::domain::secret::SecretHash;
 use crate::domain::{AccountId, IdpId, Timestamp};
@@ -126,51 +126,48 @@ impl Store {
     /// Every user of the provider, in creation order.
     #[instrument(skip_all)]
     pub async fn list_scim_users(&self, idp: &IdpId) -> StoreResult<Vec<ScimUserRecord>> {
-        let now = ListingSnapshot {
-            last_seq: i64::MAX,
-            as_of: Timestamp::now(),
-        };
-        self.list_scim_users_at(idp, &now).await
+        self.list_scim_users_at(idp, &ListingSnapshot::now()).await
     }
 
-    /// The provider's newest user now, as the reference of a listing.
+    /// The provider's users as they are now, pinned as the reference of a listing.
     #[instrument(skip_all)]
-    pub async fn scim_user_snapshot(
-        &self,
-        idp: &IdpId,
-        now: Timestamp,
-    ) -> StoreResult<ListingSnapshot> {
-        let last: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT MAX(seq) FROM scim_users WHERE idp_id = $1")
+    pub async fn scim_user_snapshot(&self, idp: &IdpId) -> StoreResult<ListingSnapshot> {
+        let tombstones = "SELECT idp_id, seq FROM scim_users WHERE deleted_at IS NOT NULL";
+        let (last, deleted): (Option<i64>, Vec<(String, i64)>) = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let last = sqlx::query_scalar("SELECT MAX(seq) FROM scim_users WHERE idp_id = $1")
                 .bind(idp.as_str())
-                .fetch_one(pool)
-                .await?
+                .fetch_one(&mut *tx)
+                .await?;
+            let deleted = sqlx::query_as(tombstones).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            (last, deleted)
         });
-        Ok(ListingSnapshot {
-            last_seq: last.unwrap_or(0),
-            as_of: now,
-        })
+        let hidden = deleted
+            .into_iter()
+            .filter(|(owner, _)| owner == idp.as_str())
+            .map(|(_, seq)| seq)
+            .collect();
+        Ok(ListingSnapshot::taken(last.unwrap_or(0), hidden))
     }
 
-    /// The users that existed at `snapshot`, in creation order: users created
-    /// since are left out, users deleted since are still there.
+    /// The users of `snapshot`, in creation order.
     #[instrument(skip_all)]
     pub async fn list_scim_users_at(
         &self,
         idp: &IdpId,
         snapshot: &ListingSnapshot,
     ) -> StoreResult<Vec<ScimUserRecord>> {
+        let (visible, values) = snapshot.condition(2);
         let sql = format!(
-            "SELECT {COLUMNS} FROM scim_users WHERE idp_id = $1 AND seq <= $2 \
-             AND (deleted_at IS NULL OR deleted_at > $3) ORDER BY seq"
+            "SELECT {COLUMNS} FROM scim_users WHERE idp_id = $1 AND {visible} ORDER BY seq"
         );
         let rows: Vec<ScimUserRow> = with_pool!(self, |pool| {
-            sqlx::query_as(&sql)
-                .bind(idp.as_str())
-                .bind(snapshot.last_seq)
-                .bind(snapshot.as_of.micros())
-                .fetch_all(pool)
-                .await?
+            let mut query = sqlx::query_as(&sql).bind(idp.as_str());
+            for value in &values {
+                query = query.bind(*value);
+            }
+            query.fetch_all(pool).await?
         });
         rows.into_iter().map(ScimUserRecord::try_from).collect()
     }

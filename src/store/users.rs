@@ -1,5 +1,6 @@
 use tracing::instrument;
 
+pub use super::snapshot::ListingSnapshot;
 use super::user_pages::{Resume, hidden_per_block as per_block, last_counted_block, locate};
 use super::{Page, PageRequest, Store, StoreError, StoreResult, corrupt, like_pattern, with_pool};
 use crate::domain::user::{AccessUser, Email, Seat, SeatId, UserId};
@@ -70,14 +71,6 @@ pub struct UserFilter {
     pub search: Option<String>,
 }
 
-/// A point in a listing's history: pages read against the same snapshot keep
-/// their positions while users are created and deleted in between.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListingSnapshot {
-    pub last_seq: i64,
-    pub as_of: Timestamp,
-}
-
 /// The values bound to a dynamically built statement, in `$N` order.
 enum Bind {
     Text(String),
@@ -104,13 +97,10 @@ fn listing_condition(
     filter: &UserFilter,
     snapshot: &ListingSnapshot,
 ) -> (String, Vec<Bind>) {
-    let mut binds = vec![
-        Bind::Text(account.to_string()),
-        Bind::Int(snapshot.last_seq),
-        Bind::Int(snapshot.as_of.micros()),
-    ];
-    let mut sql =
-        "account_id = $1 AND seq <= $2 AND (deleted_at IS NULL OR deleted_at > $3)".to_string();
+    let mut binds = vec![Bind::Text(account.to_string())];
+    let (visible, values) = snapshot.condition(2);
+    binds.extend(values.into_iter().map(Bind::Int));
+    let mut sql = format!("account_id = $1 AND {visible}");
     if let Some(email) = &filter.email {
         binds.push(Bind::Text(Email::key_of(email)));
         sql.push_str(&format!(" AND email_key = ${}", binds.len()));
@@ -259,24 +249,29 @@ impl Store {
         row.map(AccessUser::try_from).transpose()
     }
 
-    /// The newest user of the account at `now`, as the reference for a listing.
+    /// The account's users as they are now, pinned as the reference of a listing.
     #[instrument(skip_all)]
-    pub async fn user_listing_snapshot(
-        &self,
-        account: &AccountId,
-        now: Timestamp,
-    ) -> StoreResult<ListingSnapshot> {
-        let sql = "SELECT MAX(seq) FROM access_users WHERE account_id = $1";
-        let last: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar(sql)
+    pub async fn user_listing_snapshot(&self, account: &AccountId) -> StoreResult<ListingSnapshot> {
+        let newest = "SELECT MAX(seq) FROM access_users WHERE account_id = $1";
+        // Only the tombstone index answers this without a scan; tombstones
+        // are few (they last minutes), so other accounts' are dropped here.
+        let tombstones = "SELECT account_id, seq FROM access_users WHERE deleted_at IS NOT NULL";
+        let (last, deleted): (Option<i64>, Vec<(String, i64)>) = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let last = sqlx::query_scalar(newest)
                 .bind(account.as_str())
-                .fetch_one(pool)
-                .await?
+                .fetch_one(&mut *tx)
+                .await?;
+            let deleted = sqlx::query_as(tombstones).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            (last, deleted)
         });
-        Ok(ListingSnapshot {
-            last_seq: last.unwrap_or(0),
-            as_of: now,
-        })
+        let hidden = deleted
+            .into_iter()
+            .filter(|(owner, _)| owner == account.as_str())
+            .map(|(_, seq)| seq)
+            .collect();
+        Ok(ListingSnapshot::taken(last.unwrap_or(0), hidden))
     }
 
     /// One page of the users that existed at `snapshot`, in creation order.
@@ -304,10 +299,6 @@ impl Store {
         let count_sql = format!("SELECT COUNT(*) FROM access_users WHERE {condition}");
         let blocks_sql = "SELECT block, present FROM access_user_blocks \
                           WHERE account_id = $1 AND block < $2 ORDER BY block";
-        // Only the tombstone index answers this without a scan; tombstones are
-        // few (they last minutes), so other accounts' are filtered out here.
-        let hidden_sql = "SELECT account_id, seq FROM access_users \
-                          WHERE deleted_at IS NOT NULL AND deleted_at <= $1";
         let totals_sql = "SELECT live FROM access_user_totals WHERE account_id = $1";
         let last_block = last_counted_block(snapshot);
         let (rows, total): (Vec<UserRow>, i64) = with_pool!(self, |pool| {
@@ -324,16 +315,11 @@ impl Store {
                     .bind(last_block)
                     .fetch_all(&mut *tx)
                     .await?;
-                let tombstones: Vec<(String, i64)> = sqlx::query_as(hidden_sql)
-                    .bind(snapshot.as_of.micros())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let hidden = tombstones
-                    .into_iter()
-                    .filter(|(owner, seq)| {
-                        owner == account.as_str() && *seq < last_block * BLOCK_SPAN
-                    })
-                    .map(|(_, seq)| seq);
+                let hidden = snapshot
+                    .hidden()
+                    .iter()
+                    .copied()
+                    .filter(|seq| *seq < last_block * BLOCK_SPAN);
                 // Kept by every create and delete: exact for the present, and
                 // cheap where counting a million index entries is not.
                 let live: Option<i64> = sqlx::query_scalar(totals_sql)
