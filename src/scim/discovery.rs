@@ -121,6 +121,13 @@ fn schemas(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
             "none"
         ),
     ]);
+    let mut groups = attribute("groups", "complex", true, false, false, "readOnly", "none");
+    groups["subAttributes"] = json!([
+        attribute("value", "string", false, false, true, "readOnly", "none"),
+        attribute("$ref", "reference", false, false, true, "readOnly", "none"),
+        attribute("display", "string", false, false, false, "readOnly", "none"),
+    ]);
+    groups["subAttributes"][1]["referenceTypes"] = json!(["Group"]);
     vec![
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
@@ -132,6 +139,7 @@ fn schemas(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
                 attribute("active", "boolean", false, false, false, "readWrite", "none"),
                 emails,
                 attribute("externalId", "string", false, false, true, "readWrite", "none"),
+                groups,
             ],
             "meta": {"resourceType": "Schema", "location": format!("{}/Schemas/{USER_SCHEMA}", base(state, caller))}
         }),
@@ -147,9 +155,13 @@ fn schemas(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
             );
             members["subAttributes"] = json!([
                 attribute("value", "string", false, false, true, "immutable", "none"),
+                attribute("$ref", "reference", false, false, true, "immutable", "none"),
                 attribute("display", "string", false, false, false, "readOnly", "none"),
                 attribute("type", "string", false, false, false, "immutable", "none"),
             ]);
+            // Members are users of the same provider.
+            members["subAttributes"][1]["referenceTypes"] = json!(["User"]);
+            members["subAttributes"][3]["canonicalValues"] = json!(["User"]);
             json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
                 "id": GROUP_SCHEMA, "name": "Group", "description": "Group",

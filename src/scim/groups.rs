@@ -1,7 +1,5 @@
 //! `/Groups`: the provider's groups and their members.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,7 +9,7 @@ use super::auth::ScimCaller;
 use super::error::ScimError;
 use super::filter::get_ci;
 use super::patch::{self, PatchRequest};
-use super::users::{ListQuery, Projection, page_of};
+use super::users::{ListQuery, Projection, SearchRequest, page_of};
 use super::{GROUP_SCHEMA, ScimJson, scim_json};
 use crate::app::AppState;
 use crate::domain::Timestamp;
@@ -81,11 +79,7 @@ fn validate(input: Value) -> Result<ValidGroup, ScimError> {
     })
 }
 
-fn representation(
-    state: &AppState,
-    group: &ScimGroupRecord,
-    user_names: &HashMap<String, String>,
-) -> Value {
+fn representation(state: &AppState, group: &ScimGroupRecord) -> Value {
     let base = format!("{}/scim/v2/{}", state.public_url, group.idp_id);
     let mut body = Map::new();
     body.insert("schemas".into(), json!([GROUP_SCHEMA]));
@@ -93,17 +87,11 @@ fn representation(
     if let Value::Object(attributes) = &group.resource {
         body.extend(attributes.clone());
     }
+    // `display` is left out: providers compare members with what they sent.
     let members: Vec<Value> = group
         .members
         .iter()
-        .map(|id| {
-            let mut member =
-                json!({"value": id, "$ref": format!("{base}/Users/{id}"), "type": "User"});
-            if let Some(name) = user_names.get(id) {
-                member["display"] = json!(name);
-            }
-            member
-        })
+        .map(|id| json!({"value": id, "$ref": format!("{base}/Users/{id}"), "type": "User"}))
         .collect();
     body.insert("members".into(), json!(members));
     body.insert(
@@ -119,16 +107,26 @@ fn representation(
     Value::Object(body)
 }
 
-async fn user_names(
+/// `POST /Groups/.search`.
+pub async fn search_groups(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    ScimJson(search): ScimJson<SearchRequest>,
+) -> Result<Response, ScimError> {
+    page_of(all_groups(&state, &caller).await?, &ListQuery::from(search))
+}
+
+/// Every group as SCIM shows it.
+pub(super) async fn all_groups(
     state: &AppState,
     caller: &ScimCaller,
-) -> Result<HashMap<String, String>, ScimError> {
+) -> Result<Vec<Value>, ScimError> {
     Ok(state
         .store
-        .list_scim_users(&caller.idp.id)
+        .list_scim_groups(&caller.idp.id)
         .await?
-        .into_iter()
-        .map(|u| (u.id, u.user_name))
+        .iter()
+        .map(|g| representation(state, g))
         .collect())
 }
 
@@ -137,13 +135,12 @@ pub async fn list_groups(
     caller: ScimCaller,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
-    let names = user_names(&state, &caller).await?;
     let all = state
         .store
         .list_scim_groups(&caller.idp.id)
         .await?
         .iter()
-        .map(|g| representation(&state, g, &names))
+        .map(|g| representation(&state, g))
         .collect();
     page_of(all, &query)
 }
@@ -180,10 +177,9 @@ pub async fn create_group(
         updated_at: now,
     };
     state.store.save_scim_group(&group, true).await?;
-    let names = user_names(&state, &caller).await?;
     Ok(scim_json(
         StatusCode::CREATED,
-        representation(&state, &group, &names),
+        representation(&state, &group),
     ))
 }
 
@@ -194,16 +190,14 @@ pub async fn get_group(
     Query(projection): Query<Projection>,
 ) -> Result<Response, ScimError> {
     let group = load(&state, &caller, &id).await?;
-    let names = user_names(&state, &caller).await?;
     Ok(scim_json(
         StatusCode::OK,
-        projection.apply(representation(&state, &group, &names)),
+        projection.apply(representation(&state, &group)),
     ))
 }
 
 async fn save(
     state: &AppState,
-    caller: &ScimCaller,
     before: &ScimGroupRecord,
     document: Value,
 ) -> Result<Response, ScimError> {
@@ -220,11 +214,7 @@ async fn save(
     if !state.store.save_scim_group(&group, false).await? {
         return Err(ScimError::NotFound(format!("no Group {}", before.id)));
     }
-    let names = user_names(state, caller).await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        representation(state, &group, &names),
-    ))
+    Ok(scim_json(StatusCode::OK, representation(state, &group)))
 }
 
 pub async fn replace_group(
@@ -239,7 +229,7 @@ pub async fn replace_group(
     {
         return Err(ScimError::mutability("id cannot be changed"));
     }
-    save(&state, &caller, &before, body).await
+    save(&state, &before, body).await
 }
 
 pub async fn patch_group(
@@ -255,7 +245,7 @@ pub async fn patch_group(
         map.insert("members".into(), Value::Array(members));
     }
     patch::apply(&mut document, request, &[])?;
-    save(&state, &caller, &before, document).await
+    save(&state, &before, document).await
 }
 
 pub async fn delete_group(

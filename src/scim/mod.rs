@@ -63,6 +63,19 @@ pub fn router() -> Router<AppState> {
             &format!("{base}/Groups"),
             get(groups::list_groups).post(groups::create_group),
         )
+        .route(&format!("{base}/.search"), axum::routing::post(search_all))
+        .route(
+            &format!("{base}/Users/.search"),
+            axum::routing::post(users::search_users),
+        )
+        .route(
+            &format!("{base}/Groups/.search"),
+            axum::routing::post(groups::search_groups),
+        )
+        .route(
+            &format!("{base}/{{*rest}}"),
+            axum::routing::any(unknown_endpoint),
+        )
         .route(
             &format!("{base}/Groups/{{id}}"),
             get(groups::get_group)
@@ -70,6 +83,22 @@ pub fn router() -> Router<AppState> {
                 .patch(groups::patch_group)
                 .delete(groups::delete_group),
         )
+}
+
+/// `POST /.search` at the root: users and groups together.
+async fn search_all(
+    state: axum::extract::State<AppState>,
+    caller: auth::ScimCaller,
+    ScimJson(search): ScimJson<users::SearchRequest>,
+) -> Result<Response, ScimError> {
+    let mut all = users::all_users(&state, &caller).await?;
+    all.extend(groups::all_groups(&state, &caller).await?);
+    users::page_of(all, &users::ListQuery::from(search))
+}
+
+/// Anything else under a provider's SCIM base answers with a SCIM 404.
+async fn unknown_endpoint(uri: axum::http::Uri) -> ScimError {
+    ScimError::NotFound(format!("no SCIM endpoint at {}", uri.path()))
 }
 
 pub fn scim_json(status: StatusCode, body: Value) -> Response {

@@ -160,6 +160,43 @@ impl Projection {
     }
 }
 
+/// A `POST …/.search` body (RFC 7644 §3.4.3).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SearchRequest {
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    start_index: Option<i64>,
+    #[serde(default)]
+    count: Option<i64>,
+    #[serde(default)]
+    sort_by: Option<String>,
+    #[serde(default)]
+    sort_order: Option<String>,
+    #[serde(default)]
+    attributes: Vec<String>,
+    #[serde(default)]
+    excluded_attributes: Vec<String>,
+}
+
+impl From<SearchRequest> for ListQuery {
+    fn from(search: SearchRequest) -> Self {
+        let joined = |names: Vec<String>| (!names.is_empty()).then(|| names.join(","));
+        ListQuery {
+            filter: search.filter,
+            start_index: search.start_index.map(|n| n.to_string()),
+            count: search.count.map(|n| n.to_string()),
+            sort_by: search.sort_by,
+            sort_order: search.sort_order,
+            projection: Projection {
+                attributes: joined(search.attributes),
+                excluded_attributes: joined(search.excluded_attributes),
+            },
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ListQuery {
@@ -248,13 +285,35 @@ pub(super) fn page_of(all: Vec<Value>, query: &ListQuery) -> Result<Response, Sc
     Ok(list_response(page, total, start))
 }
 
-/// `GET /Users`.
-pub async fn list_users(
+/// `POST /Users/.search`: the same listing, asked in a body. It reads the
+/// present state; pinned pages are for `GET` listings.
+pub async fn search_users(
     State(state): State<AppState>,
     caller: ScimCaller,
-    uri: axum::http::Uri,
-    Query(query): Query<ListQuery>,
+    ScimJson(search): ScimJson<SearchRequest>,
 ) -> Result<Response, ScimError> {
+    page_of(all_users(&state, &caller).await?, &ListQuery::from(search))
+}
+
+/// Every user as it is now, as SCIM shows it.
+pub(super) async fn all_users(
+    state: &AppState,
+    caller: &ScimCaller,
+) -> Result<Vec<Value>, ScimError> {
+    with_groups(
+        state,
+        caller,
+        &crate::store::snapshot::ListingSnapshot::now(),
+    )
+    .await
+}
+
+/// The users of `snapshot` as SCIM shows them, with their groups.
+async fn with_groups(
+    state: &AppState,
+    caller: &ScimCaller,
+    snapshot: &crate::store::snapshot::ListingSnapshot,
+) -> Result<Vec<Value>, ScimError> {
     let mut memberships: HashMap<String, Vec<Value>> = HashMap::new();
     for group in state.store.list_scim_groups(&caller.idp.id).await? {
         for member in &group.members {
@@ -264,6 +323,28 @@ pub async fn list_users(
             }));
         }
     }
+    Ok(state
+        .store
+        .list_scim_users_at(&caller.idp.id, snapshot)
+        .await?
+        .iter()
+        .map(|user| {
+            representation(
+                state,
+                user,
+                memberships.remove(&user.id).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// `GET /Users`.
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    uri: axum::http::Uri,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ScimError> {
     // Pages after the first read the users as they were at the first one.
     let start = number(&query.start_index, "startIndex")?
         .unwrap_or(1)
@@ -285,19 +366,7 @@ pub async fn list_users(
             fresh
         }
     };
-    let all = state
-        .store
-        .list_scim_users_at(&caller.idp.id, &snapshot)
-        .await?
-        .iter()
-        .map(|user| {
-            representation(
-                &state,
-                user,
-                memberships.remove(&user.id).unwrap_or_default(),
-            )
-        })
-        .collect();
+    let all = with_groups(&state, &caller, &snapshot).await?;
     page_of(all, &query)
 }
 

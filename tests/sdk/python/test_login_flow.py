@@ -246,9 +246,10 @@ def test_codes_to_one_address_are_limited(server, setup, mailbox):
     host = setup["host"]
     visitor = Visitor(server.base)
     login = visitor.open_login(host, f"http://{host}/")
+    before = len(mailbox.messages)
     statuses = [visitor.send_code(login.text, "flooded@example.com").status_code for _ in range(6)]
     assert statuses == [200, 200, 200, 200, 200, 429]
-    assert sum("flooded@example.com" in rcpts for rcpts, _ in mailbox.messages) == 5
+    assert sum("flooded@example.com" in rcpts for rcpts, _ in mailbox.messages[before:]) == 5
 
 
 def test_a_policy_can_require_a_scim_group(server, admin, setup, mailbox):
