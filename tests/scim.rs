@@ -12,6 +12,7 @@ crate::on_each_backend!(
     scim_users_as_okta_and_entra_send_them,
     scim_groups_and_their_members,
     paging_five_thousand_users_while_others_come_and_go,
+    identity_update_behavior_decides_what_a_rename_does,
 );
 
 struct Scim<'a> {
@@ -461,6 +462,11 @@ async fn scim_users_as_okta_and_entra_send_them(db: TestDb) {
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
     assert_eq!(renamed.body["displayName"], "Jane Q. Doe");
     assert_eq!(renamed.body["emails"][0]["primary"], true);
+    let access_name = server.get(&jane_path, ADMIN_TOKEN).await.result()["name"].clone();
+    assert_eq!(
+        access_name, "Jane Q. Doe",
+        "identity_update_behavior automatic copies the new name"
+    );
     assert_eq!(
         server
             .get(&format!("{jane_path}/active_sessions"), ADMIN_TOKEN)
@@ -652,4 +658,94 @@ async fn paging_five_thousand_users_while_others_come_and_go(db: TestDb) {
         seen.iter().all(|id| originals.contains(id)),
         "users created after the first page are not mixed in"
     );
+}
+
+async fn identity_update_behavior_decides_what_a_rename_does(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Home").await;
+    let store = Store::connect(&server.database_url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (behavior, email) in [
+        ("reauth", "re@example.com"),
+        ("no_action", "no@example.com"),
+    ] {
+        let idp = server
+            .post(
+                &format!("/accounts/{account}/access/identity_providers"),
+                ADMIN_TOKEN,
+                json!({
+                "name": behavior, "type": "oidc", "config": {
+                    "client_id": "c", "client_secret": "s", "auth_url": "https://i.example.com/a",
+                    "token_url": "https://i.example.com/t", "certs_url": "https://i.example.com/k"},
+                "scim_config": {"enabled": true, "identity_update_behavior": behavior}}),
+            )
+            .await;
+        let scim = Scim {
+            server: &server,
+            base: format!(
+                "{}/scim/v2/{}",
+                server.base,
+                idp.result()["id"].as_str().unwrap_or_default()
+            ),
+            secret: idp.result()["scim_config"]["secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let access = server
+            .post(
+                &format!("/accounts/{account}/access/users"),
+                ADMIN_TOKEN,
+                json!({"email": email, "name": "Before"}),
+            )
+            .await;
+        let path = format!(
+            "/accounts/{account}/access/users/{}",
+            access.result()["id"].as_str().unwrap_or_default()
+        );
+        let now = Timestamp::now();
+        let session = Session {
+            nonce: SessionNonce::generate(),
+            account_id: AccountId::parse(&account).unwrap_or_else(|| panic!("account")),
+            user_id: UserId::parse(access.result()["id"].as_str().unwrap_or_default())
+                .unwrap_or_else(|| panic!("user")),
+            name: "Before".into(),
+            issued_at: now,
+            expires_at: now.plus_seconds(3600),
+            revoked_at: None,
+            apps: Default::default(),
+            identity: Identity::default(),
+        };
+        store
+            .record_session(&session)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pushed = scim
+            .call(
+                "POST",
+                "/Users",
+                Some(json!({"userName": email, "displayName": "Before"})),
+            )
+            .await;
+        let id = pushed.body["id"].as_str().unwrap_or_default().to_string();
+        scim.call(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(
+                json!({"Operations": [{"op": "replace", "path": "displayName", "value": "After"}]}),
+            ),
+        )
+        .await;
+        let user = server.get(&path, ADMIN_TOKEN).await.result().clone();
+        let sessions = server
+            .get(&format!("{path}/active_sessions"), ADMIN_TOKEN)
+            .await
+            .result()
+            .as_array()
+            .map(Vec::len);
+        assert_eq!(user["name"], "Before", "{behavior}: the Access name stays");
+        let expected_sessions = if behavior == "reauth" { 0 } else { 1 };
+        assert_eq!(sessions, Some(expected_sessions), "{behavior}: sessions");
+    }
 }

@@ -16,6 +16,8 @@ use super::{MAX_COUNT, ScimJson, USER_SCHEMA, list_response, scim_json};
 use crate::api::snapshots::keyed_listing;
 use crate::app::AppState;
 use crate::domain::Timestamp;
+use crate::domain::idp::IdentityUpdate;
+use crate::domain::user::Email;
 use crate::store::scim::ScimUserRecord;
 use crate::store::users::SeatChange;
 
@@ -432,6 +434,67 @@ async fn deprovision(
     Ok(())
 }
 
+/// What a changed name or e-mail does to the Access user, per the
+/// provider's `identity_update_behavior`: `automatic` copies it over,
+/// `reauth` ends their sessions so the next login carries it, `no_action`
+/// leaves Access alone.
+async fn follow_identity_change(
+    state: &AppState,
+    caller: &ScimCaller,
+    before: &ScimUserRecord,
+    after: &ScimUserRecord,
+) -> Result<(), ScimError> {
+    let display = |u: &ScimUserRecord| {
+        get_ci(&u.resource, "displayName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let (old_email, new_email) = (primary_email(before), primary_email(after));
+    let renamed = display(before) != display(after);
+    let moved = !old_email.eq_ignore_ascii_case(&new_email);
+    if !renamed && !moved {
+        return Ok(());
+    }
+    let Some(mut access_user) = state
+        .store
+        .find_user_by_email(&caller.idp.account_id, &old_email)
+        .await?
+    else {
+        return Ok(());
+    };
+    let now = Timestamp::now();
+    match caller.idp.scim.identity_update {
+        IdentityUpdate::NoAction => {}
+        IdentityUpdate::Reauth => {
+            state
+                .store
+                .revoke_user_sessions(&access_user.id, now)
+                .await?;
+        }
+        IdentityUpdate::Automatic => {
+            if renamed && let Some(name) = display(after) {
+                access_user.name = Some(name);
+                access_user.updated_at = now;
+                state.store.rename_user(&access_user).await?;
+            }
+            if moved && let Ok(email) = Email::parse(&new_email) {
+                match state
+                    .store
+                    .change_user_email(&access_user, &email, now)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(crate::store::StoreError::Conflict(_)) => {
+                        tracing::warn!(user = %access_user.id, "SCIM e-mail change not applied: another Access user has that e-mail");
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The e-mail that links a SCIM user to an Access user: the primary e-mail,
 /// else the first, else the userName.
 fn primary_email(user: &ScimUserRecord) -> String {
@@ -515,6 +578,7 @@ async fn save(
     if before.active && !user.active {
         deprovision(state, caller, &user).await?;
     }
+    follow_identity_change(state, caller, before, &user).await?;
     let groups = groups_of(state, &user).await?;
     Ok(scim_json(
         StatusCode::OK,

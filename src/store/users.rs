@@ -371,6 +371,33 @@ impl Store {
         Ok(live.unwrap_or(0))
     }
 
+    /// Gives the user a new e-mail (an identity provider renamed them).
+    #[instrument(skip_all)]
+    pub async fn change_user_email(
+        &self,
+        user: &AccessUser,
+        email: &Email,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE access_users SET email = $3, email_key = $4, updated_at = $5 \
+                   WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
+        let affected = with_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(user.id.as_str())
+                .bind(user.account_id.as_str())
+                .bind(email.as_str())
+                .bind(email.key())
+                .bind(now.micros())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(super::conflict_on_unique(
+            "a user with this email already exists",
+        ))?;
+        Ok(affected > 0)
+    }
+
     /// Saves a new name; false when the user does not exist.
     #[instrument(skip_all)]
     pub async fn rename_user(&self, user: &AccessUser) -> StoreResult<bool> {
