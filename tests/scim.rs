@@ -543,6 +543,25 @@ async fn scim_users_as_okta_and_entra_send_them(db: TestDb) {
         StatusCode::UNAUTHORIZED
     );
 
+    let refreshed = server
+        .post(
+            &format!("{idps}/{idp_id}/refresh_scim_secret"),
+            ADMIN_TOKEN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let new_secret = refreshed.result()["scim_config"]["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(new_secret.starts_with("scim_") && new_secret != scim.secret);
+    scim_error(&scim.call("GET", "/Users", None).await, 401, None);
+    let scim = Scim {
+        server: &server,
+        base: scim.base.clone(),
+        secret: new_secret,
+    };
     let deleted = scim.call("DELETE", &format!("/Users/{id}"), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     scim_error(

@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -29,6 +29,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/accounts/{account_id}/access/identity_providers/{idp_id}",
             get(get_idp).put(update_idp).delete(delete_idp),
+        )
+        .route(
+            "/accounts/{account_id}/access/identity_providers/{idp_id}/refresh_scim_secret",
+            post(refresh_scim_secret),
         )
 }
 
@@ -459,4 +463,27 @@ async fn delete_idp(
         return Err(idp_not_found());
     }
     Ok(Success::accepted(Deleted { id }))
+}
+
+/// `POST …/identity_providers/{idp_id}/refresh_scim_secret`: a new SCIM
+/// secret, shown once in the answer; the old one stops working at once.
+async fn refresh_scim_secret(
+    State(state): State<AppState>,
+    caller: Authorized<IdpsWrite>,
+    Path(path): Path<IdpPath>,
+) -> Result<Success<IdpView>, ApiError> {
+    let idp = load_idp(&state, &caller.account, &path.idp_id).await?;
+    if !idp.scim.enabled {
+        return Err(invalid(
+            "/scim_config/enabled",
+            "SCIM is not enabled for this identity provider",
+        ));
+    }
+    let minted = secret::mint(SecretKind::Scim);
+    state.store.set_scim_secret(&idp.id, &minted.hash).await?;
+    Ok(Success::ok(IdpView::new(
+        &idp,
+        &state.public_url,
+        Some(minted.value),
+    )))
 }
