@@ -1,7 +1,7 @@
 use tracing::instrument;
 
 use super::{
-    Page, PageRequest, SortDirection, Store, StoreResult, corrupt, like_pattern, with_pool,
+    Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, like_pattern, with_pool,
 };
 use crate::domain::account::{Account, AccountSettings, AccountType};
 use crate::domain::{AccountId, Timestamp};
@@ -89,26 +89,17 @@ impl Store {
              ORDER BY name {order}, id {order} LIMIT $2 OFFSET $3"
         );
         let count_sql = format!("SELECT COUNT(*) FROM accounts WHERE {condition}");
-        let (rows, total): (Vec<AccountRow>, i64) = with_pool!(self, |pool| {
-            let rows = sqlx::query_as(&list_sql)
-                .bind(pattern.as_deref())
-                .bind(page.limit())
-                .bind(page.offset())
-                .fetch_all(pool)
-                .await?;
-            let total = sqlx::query_scalar(&count_sql)
-                .bind(pattern.as_deref())
-                .fetch_one(pool)
-                .await?;
-            (rows, total)
-        });
+        let binds = [Bind::OptText(pattern)];
+        let (rows, total_count) = self
+            .fetch_page::<AccountRow>(&list_sql, &count_sql, &binds, page)
+            .await?;
         Ok(Page {
             items: rows
                 .into_iter()
                 .map(Account::try_from)
                 .collect::<StoreResult<_>>()?,
             request: page,
-            total_count: u64::try_from(total).unwrap_or(0),
+            total_count,
         })
     }
 

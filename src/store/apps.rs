@@ -1,7 +1,7 @@
 use tracing::instrument;
 
 use super::{
-    Page, PageRequest, Store, StoreError, StoreResult, corrupt, escape_like, like_pattern,
+    Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, escape_like, like_pattern,
     with_pool,
 };
 use crate::domain::app::{AccessApp, PolicyLink};
@@ -202,27 +202,16 @@ impl Store {
         let (name, domain) = (text(&filter.name), text(&filter.domain));
         let aud = filter.aud.as_ref().map(|a| a.to_ascii_lowercase());
         let search = filter.search.as_deref().map(like_pattern);
-        let (rows, total): (Vec<AppRow>, i64) = with_pool!(self, |pool| {
-            let rows = sqlx::query_as(&list_sql)
-                .bind(account.as_str())
-                .bind(name.as_deref())
-                .bind(domain.as_deref())
-                .bind(aud.as_deref())
-                .bind(search.as_deref())
-                .bind(page.limit())
-                .bind(page.offset())
-                .fetch_all(pool)
-                .await?;
-            let total = sqlx::query_scalar(&count_sql)
-                .bind(account.as_str())
-                .bind(name.as_deref())
-                .bind(domain.as_deref())
-                .bind(aud.as_deref())
-                .bind(search.as_deref())
-                .fetch_one(pool)
-                .await?;
-            (rows, total)
-        });
+        let binds = [
+            Bind::Text(account.to_string()),
+            Bind::OptText(name),
+            Bind::OptText(domain),
+            Bind::OptText(aud),
+            Bind::OptText(search),
+        ];
+        let (rows, total) = self
+            .fetch_page::<AppRow>(&list_sql, &count_sql, &binds, page)
+            .await?;
         let mut apps = Vec::with_capacity(rows.len());
         for row in rows {
             apps.push(self.with_links(row).await?);
@@ -230,7 +219,7 @@ impl Store {
         Ok(Page {
             items: apps,
             request: page,
-            total_count: u64::try_from(total).unwrap_or(0),
+            total_count: total,
         })
     }
 

@@ -1,6 +1,6 @@
 use tracing::instrument;
 
-use super::{Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool};
+use super::{Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool};
 use crate::domain::idp::{IdentityProvider, IdentityUpdate, ScimSettings};
 use crate::domain::secret::SecretHash;
 use crate::domain::{AccountId, IdpId, Timestamp};
@@ -131,30 +131,21 @@ impl Store {
         let count_sql = format!("SELECT COUNT(*) FROM access_identity_providers WHERE {condition}");
         let filtering = i64::from(filter.scim_enabled.is_some());
         let wanted = filter.scim_enabled.unwrap_or(false);
-        let (rows, total): (Vec<IdpRow>, i64) = with_pool!(self, |pool| {
-            let rows = sqlx::query_as(&list_sql)
-                .bind(account.as_str())
-                .bind(filtering)
-                .bind(wanted)
-                .bind(page.limit())
-                .bind(page.offset())
-                .fetch_all(pool)
-                .await?;
-            let total = sqlx::query_scalar(&count_sql)
-                .bind(account.as_str())
-                .bind(filtering)
-                .bind(wanted)
-                .fetch_one(pool)
-                .await?;
-            (rows, total)
-        });
+        let binds = [
+            Bind::Text(account.to_string()),
+            Bind::Int(filtering),
+            Bind::Bool(wanted),
+        ];
+        let (rows, total_count) = self
+            .fetch_page::<IdpRow>(&list_sql, &count_sql, &binds, page)
+            .await?;
         Ok(Page {
             items: rows
                 .into_iter()
                 .map(IdentityProvider::try_from)
                 .collect::<StoreResult<_>>()?,
             request: page,
-            total_count: u64::try_from(total).unwrap_or(0),
+            total_count,
         })
     }
 

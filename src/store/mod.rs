@@ -130,6 +130,65 @@ impl Store {
     }
 }
 
+/// A value bound to a statement built at run time, in `$N` order.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Binds every value of `$binds` to `$query`, in order.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                $crate::store::Bind::Text(text) => query.bind(text.clone()),
+                $crate::store::Bind::OptText(text) => query.bind(text.clone()),
+                $crate::store::Bind::Int(int) => query.bind(*int),
+                $crate::store::Bind::Bool(flag) => query.bind(*flag),
+            };
+        }
+        query
+    }};
+}
+pub(crate) use bind_all;
+
+impl Store {
+    /// One page of rows and the total they are a page of. `list_sql` takes
+    /// `binds` and then `LIMIT` and `OFFSET` as its last two parameters;
+    /// `count_sql` takes `binds` alone.
+    async fn fetch_page<R>(
+        &self,
+        list_sql: &str,
+        count_sql: &str,
+        binds: &[Bind],
+        page: PageRequest,
+    ) -> StoreResult<(Vec<R>, u64)>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        let mut paged = binds.to_vec();
+        paged.push(Bind::Int(page.limit()));
+        paged.push(Bind::Int(page.offset()));
+        let (rows, total): (Vec<R>, i64) = with_pool!(self, |pool| {
+            let rows = bind_all!(sqlx::query_as(list_sql), &paged)
+                .fetch_all(pool)
+                .await?;
+            let total = bind_all!(sqlx::query_scalar(count_sql), binds)
+                .fetch_one(pool)
+                .await?;
+            (rows, total)
+        });
+        Ok((rows, u64::try_from(total).unwrap_or(0)))
+    }
+}
+
 /// Maps a unique-constraint violation to [`StoreError::Conflict`] with `what`.
 fn conflict_on_unique(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |err| match &err {

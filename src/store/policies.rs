@@ -1,6 +1,6 @@
 use tracing::instrument;
 
-use super::{Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool};
+use super::{Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool};
 use crate::domain::policy::{AccessPolicy, Decision};
 use crate::domain::{AccessPolicyId, AccountId, Timestamp};
 
@@ -88,27 +88,18 @@ impl Store {
             "SELECT {COLUMNS} FROM access_policies WHERE account_id = $1 \
              ORDER BY created_at, id LIMIT $2 OFFSET $3"
         );
-        let (rows, total): (Vec<PolicyRow>, i64) = with_pool!(self, |pool| {
-            let rows = sqlx::query_as(&list_sql)
-                .bind(account.as_str())
-                .bind(page.limit())
-                .bind(page.offset())
-                .fetch_all(pool)
-                .await?;
-            let total =
-                sqlx::query_scalar("SELECT COUNT(*) FROM access_policies WHERE account_id = $1")
-                    .bind(account.as_str())
-                    .fetch_one(pool)
-                    .await?;
-            (rows, total)
-        });
+        let count_sql = "SELECT COUNT(*) FROM access_policies WHERE account_id = $1";
+        let binds = [Bind::Text(account.to_string())];
+        let (rows, total_count) = self
+            .fetch_page::<PolicyRow>(&list_sql, count_sql, &binds, page)
+            .await?;
         Ok(Page {
             items: rows
                 .into_iter()
                 .map(AccessPolicy::try_from)
                 .collect::<StoreResult<_>>()?,
             request: page,
-            total_count: u64::try_from(total).unwrap_or(0),
+            total_count,
         })
     }
 

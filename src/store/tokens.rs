@@ -1,6 +1,6 @@
 use tracing::instrument;
 
-use super::{Page, PageRequest, SortDirection, Store, StoreResult, corrupt, with_pool};
+use super::{Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, with_pool};
 use crate::domain::secret::SecretHash;
 use crate::domain::token::{ApiToken, IpCondition, StoredStatus};
 use crate::domain::{AccountId, Timestamp, TokenId};
@@ -141,30 +141,21 @@ impl Store {
              ORDER BY issued_on {order}, id {order} LIMIT $4 OFFSET $5"
         );
         let count_sql = format!("SELECT COUNT(*) FROM api_tokens WHERE {condition}");
-        let (rows, total): (Vec<TokenRow>, i64) = with_pool!(self, |pool| {
-            let rows = sqlx::query_as(&list_sql)
-                .bind(account.as_str())
-                .bind(listing.include_expired)
-                .bind(listing.now.micros())
-                .bind(page.limit())
-                .bind(page.offset())
-                .fetch_all(pool)
-                .await?;
-            let total = sqlx::query_scalar(&count_sql)
-                .bind(account.as_str())
-                .bind(listing.include_expired)
-                .bind(listing.now.micros())
-                .fetch_one(pool)
-                .await?;
-            (rows, total)
-        });
+        let binds = [
+            Bind::Text(account.to_string()),
+            Bind::Bool(listing.include_expired),
+            Bind::Int(listing.now.micros()),
+        ];
+        let (rows, total_count) = self
+            .fetch_page::<TokenRow>(&list_sql, &count_sql, &binds, page)
+            .await?;
         Ok(Page {
             items: rows
                 .into_iter()
                 .map(ApiToken::try_from)
                 .collect::<StoreResult<_>>()?,
             request: page,
-            total_count: u64::try_from(total).unwrap_or(0),
+            total_count,
         })
     }
 

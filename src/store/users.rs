@@ -2,7 +2,10 @@ use tracing::instrument;
 
 pub use super::snapshot::ListingSnapshot;
 use super::user_pages::{Resume, hidden_per_block as per_block, last_counted_block, locate};
-use super::{Page, PageRequest, Store, StoreError, StoreResult, corrupt, like_pattern, with_pool};
+use super::{
+    Bind, Page, PageRequest, Store, StoreError, StoreResult, bind_all, corrupt, like_pattern,
+    with_pool,
+};
 use crate::domain::user::{AccessUser, Email, Seat, SeatId, UserId};
 use crate::domain::{AccountId, Timestamp};
 
@@ -69,26 +72,6 @@ pub struct UserFilter {
     pub name: Option<String>,
     /// Substring of the e-mail or the name.
     pub search: Option<String>,
-}
-
-/// The values bound to a dynamically built statement, in `$N` order.
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// Binds every value of `$binds` to `$query`, in order.
-macro_rules! bind_all {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
-        for bind in $binds {
-            query = match bind {
-                Bind::Text(text) => query.bind(text.clone()),
-                Bind::Int(int) => query.bind(*int),
-            };
-        }
-        query
-    }};
 }
 
 /// The WHERE clause shared by a listing page and its count.
