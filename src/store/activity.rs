@@ -121,6 +121,22 @@ impl Store {
         row.map(Session::try_from).transpose()
     }
 
+    /// A session by its nonce alone (the nonce is in the token).
+    #[instrument(skip_all)]
+    pub async fn find_session_by_nonce(
+        &self,
+        nonce: &SessionNonce,
+    ) -> StoreResult<Option<Session>> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM access_sessions WHERE nonce = $1");
+        let row: Option<SessionRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(nonce.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Session::try_from).transpose()
+    }
+
     /// Unexpired, unrevoked sessions of `user`, newest first.
     #[instrument(skip_all)]
     pub async fn list_active_sessions(

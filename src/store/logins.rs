@@ -203,31 +203,6 @@ impl Store {
         Ok(())
     }
 
-    /// A session by its nonce alone (the nonce is in the token).
-    #[instrument(skip_all)]
-    pub async fn find_session_by_nonce(
-        &self,
-        nonce: &SessionNonce,
-    ) -> StoreResult<Option<Session>> {
-        let sql = "SELECT account_id, user_id FROM access_sessions WHERE nonce = $1";
-        let owner: Option<(String, String)> = with_pool!(self, |pool| {
-            sqlx::query_as(sql)
-                .bind(nonce.as_str())
-                .fetch_optional(pool)
-                .await?
-        });
-        let Some((account, user)) = owner else {
-            return Ok(None);
-        };
-        let (Some(account), Some(user)) = (
-            AccountId::parse(&account),
-            crate::domain::UserId::parse(&user),
-        ) else {
-            return Ok(None);
-        };
-        self.find_session(&account, &user, nonce).await
-    }
-
     #[instrument(skip_all)]
     pub async fn revoke_session(&self, nonce: &SessionNonce, now: Timestamp) -> StoreResult<bool> {
         let affected = with_pool!(self, |pool| {
