@@ -72,20 +72,17 @@ pub async fn accept(
         return Err(Refusal::SessionEnded);
     }
     for aud in &claims.aud {
-        let app = state
+        let revocation = state
             .store
-            .find_app_by_aud(aud)
+            .app_revocation_by_aud(aud)
             .await
             .map_err(|_| Refusal::Internal)?;
-        let Some(app) = app else {
-            return Err(Refusal::AppRevoked);
+        // The application is gone, or revoked its tokens after this one was issued.
+        let revoked = match revocation {
+            None => true,
+            Some(before) => before.is_some_and(|at| claims.iat * 1_000_000 < at.micros()),
         };
-        let revoked = state
-            .store
-            .app_tokens_revoked_before(&app.id)
-            .await
-            .map_err(|_| Refusal::Internal)?;
-        if revoked.is_some_and(|before| claims.iat * 1_000_000 < before.micros()) {
+        if revoked {
             return Err(Refusal::AppRevoked);
         }
     }

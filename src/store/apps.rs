@@ -168,11 +168,6 @@ impl Store {
     }
 
     #[instrument(skip_all)]
-    pub async fn find_app_by_aud(&self, aud: &str) -> StoreResult<Option<AccessApp>> {
-        self.find_app_where("aud = $1", &[aud]).await
-    }
-
-    #[instrument(skip_all)]
     pub async fn list_apps(
         &self,
         account: &AccountId,
@@ -266,16 +261,16 @@ impl Store {
         Ok(())
     }
 
+    /// For the application with `aud`: `None` when there is none, else when
+    /// its tokens were last revoked (`Some(None)`: never). One query, as it
+    /// runs on every token check.
     #[instrument(skip_all)]
-    pub async fn app_tokens_revoked_before(&self, app: &AppId) -> StoreResult<Option<Timestamp>> {
-        let at: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT revoked_before FROM access_app_revocations WHERE app_id = $1",
-            )
-            .bind(app.as_str())
-            .fetch_optional(pool)
-            .await?
+    pub async fn app_revocation_by_aud(&self, aud: &str) -> StoreResult<Option<Option<Timestamp>>> {
+        let sql = "SELECT r.revoked_before FROM access_apps a \
+                   LEFT JOIN access_app_revocations r ON r.app_id = a.id WHERE a.aud = $1";
+        let row: Option<(Option<i64>,)> = with_pool!(self, |pool| {
+            sqlx::query_as(sql).bind(aud).fetch_optional(pool).await?
         });
-        Ok(at.map(Timestamp::from_micros))
+        Ok(row.map(|(at,)| at.map(Timestamp::from_micros)))
     }
 }
