@@ -7,6 +7,9 @@ CREATE TABLE access_signing_keys (
     account_id  TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     private_pem TEXT NOT NULL,
     certificate_pem TEXT NOT NULL,
+    -- The public key's modulus and exponent, base64url, as the JWK shows them.
+    public_n    TEXT NOT NULL,
+    public_e    TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     retired_at  BIGINT
 );

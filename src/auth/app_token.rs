@@ -50,22 +50,17 @@ pub struct Jwk {
     pub n: String,
 }
 
-fn private_key(stored: &StoredKey) -> StoreResult<RsaPrivateKey> {
-    use rsa::pkcs8::DecodePrivateKey;
-    RsaPrivateKey::from_pkcs8_pem(&stored.private_pem)
-        .map_err(|e| StoreError::Corrupt(format!("signing key: {e}")))
-}
-
-pub fn jwk(stored: &StoredKey) -> StoreResult<Jwk> {
-    let public = RsaPublicKey::from(&private_key(stored)?);
-    Ok(Jwk {
+/// The public half as a JWK; read from storage, so checking a token never
+/// has to parse the private key.
+pub fn jwk(stored: &StoredKey) -> Jwk {
+    Jwk {
         kid: stored.kid.clone(),
         kty: "RSA",
         alg: "RS256",
         usage: "sig",
-        e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-        n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-    })
+        e: stored.public_e.clone(),
+        n: stored.public_n.clone(),
+    }
 }
 
 /// A self-signed X.509 certificate for the key, for validators that want
@@ -114,7 +109,8 @@ pub async fn rotate(store: &Store, account: &AccountId) -> StoreResult<StoredKey
     let key = tokio::task::spawn_blocking(move || -> StoreResult<StoredKey> {
         let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS)
             .map_err(|e| StoreError::Corrupt(format!("key generation: {e}")))?;
-        let der = RsaPublicKey::from(&private)
+        let public = RsaPublicKey::from(&private);
+        let der = public
             .to_public_key_der()
             .map_err(|e| StoreError::Corrupt(format!("key encoding: {e}")))?;
         let pem = private
@@ -126,6 +122,8 @@ pub async fn rotate(store: &Store, account: &AccountId) -> StoreResult<StoredKey
             account_id,
             private_pem: pem.to_string(),
             certificate_pem,
+            public_n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            public_e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
             created_at: Timestamp::now(),
             retired_at: None,
         })
@@ -202,7 +200,7 @@ pub async fn verify(
     {
         return Err(Rejection::Unverifiable);
     }
-    let public = jwk(&stored).map_err(|_| Rejection::Unverifiable)?;
+    let public = jwk(&stored);
     let decoding = DecodingKey::from_rsa_components(&public.n, &public.e)
         .map_err(|_| Rejection::Unverifiable)?;
     let mut validation = Validation::new(Algorithm::RS256);

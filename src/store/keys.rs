@@ -11,6 +11,9 @@ pub struct StoredKey {
     pub private_pem: String,
     /// A self-signed certificate of the public key, PEM.
     pub certificate_pem: String,
+    /// The public modulus and exponent, base64url (no padding).
+    pub public_n: String,
+    pub public_e: String,
     pub created_at: Timestamp,
     pub retired_at: Option<Timestamp>,
 }
@@ -23,7 +26,16 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
-type KeyRow = (String, String, String, String, i64, Option<i64>);
+type KeyRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+);
 
 fn key_from(row: KeyRow) -> StoredKey {
     StoredKey {
@@ -31,8 +43,10 @@ fn key_from(row: KeyRow) -> StoredKey {
         account_id: row.1,
         private_pem: row.2,
         certificate_pem: row.3,
-        created_at: Timestamp::from_micros(row.4),
-        retired_at: row.5.map(Timestamp::from_micros),
+        public_n: row.4,
+        public_e: row.5,
+        created_at: Timestamp::from_micros(row.6),
+        retired_at: row.7.map(Timestamp::from_micros),
     }
 }
 
@@ -47,7 +61,7 @@ impl Store {
         account: &AccountId,
         verify_until: Timestamp,
     ) -> StoreResult<Vec<StoredKey>> {
-        let sql = "SELECT kid, account_id, private_pem, certificate_pem, created_at, retired_at FROM access_signing_keys \
+        let sql = "SELECT kid, account_id, private_pem, certificate_pem, public_n, public_e, created_at, retired_at FROM access_signing_keys \
                    WHERE account_id = $1 AND (retired_at IS NULL OR retired_at > $2) \
                    ORDER BY created_at DESC";
         let rows: Vec<KeyRow> = with_pool!(self, |pool| {
@@ -63,7 +77,7 @@ impl Store {
     /// Every account's keys still good for verifying, newest first.
     #[instrument(skip_all)]
     pub async fn all_signing_keys(&self, verify_until: Timestamp) -> StoreResult<Vec<StoredKey>> {
-        let sql = "SELECT kid, account_id, private_pem, certificate_pem, created_at, retired_at FROM access_signing_keys \
+        let sql = "SELECT kid, account_id, private_pem, certificate_pem, public_n, public_e, created_at, retired_at FROM access_signing_keys \
                    WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC";
         let rows: Vec<KeyRow> = with_pool!(self, |pool| {
             sqlx::query_as(sql)
@@ -76,7 +90,7 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn find_signing_key(&self, kid: &str) -> StoreResult<Option<StoredKey>> {
-        let sql = "SELECT kid, account_id, private_pem, certificate_pem, created_at, retired_at FROM access_signing_keys WHERE kid = $1";
+        let sql = "SELECT kid, account_id, private_pem, certificate_pem, public_n, public_e, created_at, retired_at FROM access_signing_keys WHERE kid = $1";
         let row: Option<KeyRow> = with_pool!(self, |pool| {
             sqlx::query_as(sql).bind(kid).fetch_optional(pool).await?
         });
@@ -94,16 +108,18 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO access_signing_keys (kid, account_id, private_pem, certificate_pem, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO access_signing_keys (kid, account_id, private_pem, certificate_pem, \
+                 public_n, public_e, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
-                .bind(&key.kid)
-                .bind(&key.account_id)
-                .bind(&key.private_pem)
-                .bind(&key.certificate_pem)
-                .bind(key.created_at.micros())
-                .execute(&mut *tx)
-                .await?;
+            .bind(&key.kid)
+            .bind(&key.account_id)
+            .bind(&key.private_pem)
+            .bind(&key.certificate_pem)
+            .bind(&key.public_n)
+            .bind(&key.public_e)
+            .bind(key.created_at.micros())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
         });
         Ok(())
