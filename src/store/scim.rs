@@ -3,7 +3,7 @@
 use serde_json::Value;
 use tracing::instrument;
 
-use super::snapshot::ListingSnapshot;
+use super::snapshot::{ListingScope, ListingSnapshot};
 use super::{Store, StoreError, StoreResult, corrupt, with_pool};
 use crate::domain::secret::SecretHash;
 use crate::domain::{AccountId, IdpId, Timestamp};
@@ -132,23 +132,8 @@ impl Store {
     /// The provider's users as they are now, pinned as the reference of a listing.
     #[instrument(skip_all)]
     pub async fn scim_user_snapshot(&self, idp: &IdpId) -> StoreResult<ListingSnapshot> {
-        let tombstones = "SELECT idp_id, seq FROM scim_users WHERE deleted_at IS NOT NULL";
-        let (last, deleted): (Option<i64>, Vec<(String, i64)>) = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let last = sqlx::query_scalar("SELECT MAX(seq) FROM scim_users WHERE idp_id = $1")
-                .bind(idp.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            let deleted = sqlx::query_as(tombstones).fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            (last, deleted)
-        });
-        let hidden = deleted
-            .into_iter()
-            .filter(|(owner, _)| owner == idp.as_str())
-            .map(|(_, seq)| seq)
-            .collect();
-        Ok(ListingSnapshot::taken(last.unwrap_or(0), hidden))
+        self.take_snapshot(ListingScope::ScimUsers, idp.as_str())
+            .await
     }
 
     /// The users of `snapshot`, in creation order.

@@ -10,6 +10,10 @@
 
 use std::sync::Arc;
 
+use tracing::instrument;
+
+use super::{Store, StoreResult, with_pool};
+
 /// More tombstones than this (a mass deletion minutes ago) and the snapshot
 /// stops tracking them one by one: its pages then leave out every deleted row.
 pub const MAX_TRACKED_TOMBSTONES: usize = 10_000;
@@ -66,6 +70,57 @@ impl ListingSnapshot {
     /// Tombstones this snapshot leaves out, when it tracks them.
     pub fn hidden(&self) -> &[i64] {
         self.hidden.as_deref().unwrap_or(&[])
+    }
+}
+
+/// The tables a listing can be pinned over, with the column that scopes them.
+#[derive(Clone, Copy, Debug)]
+pub enum ListingScope {
+    /// `access_users` of one account.
+    AccessUsers,
+    /// `scim_users` of one identity provider.
+    ScimUsers,
+}
+
+impl ListingScope {
+    fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            ListingScope::AccessUsers => ("access_users", "account_id"),
+            ListingScope::ScimUsers => ("scim_users", "idp_id"),
+        }
+    }
+}
+
+impl Store {
+    /// The rows of `scope` as they are now: the newest `seq` and the
+    /// tombstones, read in one transaction.
+    #[instrument(skip_all)]
+    pub async fn take_snapshot(
+        &self,
+        scope: ListingScope,
+        owner: &str,
+    ) -> StoreResult<ListingSnapshot> {
+        let (table, column) = scope.table_and_column();
+        let newest = format!("SELECT MAX(seq) FROM {table} WHERE {column} = $1");
+        // Only the tombstone index answers this without a scan; tombstones
+        // are few (they last minutes), so other owners' are dropped here.
+        let tombstones = format!("SELECT {column}, seq FROM {table} WHERE deleted_at IS NOT NULL");
+        let (last, deleted): (Option<i64>, Vec<(String, i64)>) = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let last = sqlx::query_scalar(&newest)
+                .bind(owner)
+                .fetch_one(&mut *tx)
+                .await?;
+            let deleted = sqlx::query_as(&tombstones).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            (last, deleted)
+        });
+        let hidden = deleted
+            .into_iter()
+            .filter(|(o, _)| o == owner)
+            .map(|(_, seq)| seq)
+            .collect();
+        Ok(ListingSnapshot::taken(last.unwrap_or(0), hidden))
     }
 }
 

@@ -1,5 +1,6 @@
 use tracing::instrument;
 
+use super::snapshot::ListingScope;
 pub use super::snapshot::ListingSnapshot;
 use super::user_pages::{Resume, hidden_per_block as per_block, last_counted_block, locate};
 use super::{
@@ -235,26 +236,8 @@ impl Store {
     /// The account's users as they are now, pinned as the reference of a listing.
     #[instrument(skip_all)]
     pub async fn user_listing_snapshot(&self, account: &AccountId) -> StoreResult<ListingSnapshot> {
-        let newest = "SELECT MAX(seq) FROM access_users WHERE account_id = $1";
-        // Only the tombstone index answers this without a scan; tombstones
-        // are few (they last minutes), so other accounts' are dropped here.
-        let tombstones = "SELECT account_id, seq FROM access_users WHERE deleted_at IS NOT NULL";
-        let (last, deleted): (Option<i64>, Vec<(String, i64)>) = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let last = sqlx::query_scalar(newest)
-                .bind(account.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            let deleted = sqlx::query_as(tombstones).fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            (last, deleted)
-        });
-        let hidden = deleted
-            .into_iter()
-            .filter(|(owner, _)| owner == account.as_str())
-            .map(|(_, seq)| seq)
-            .collect();
-        Ok(ListingSnapshot::taken(last.unwrap_or(0), hidden))
+        self.take_snapshot(ListingScope::AccessUsers, account.as_str())
+            .await
     }
 
     /// One page of the users that existed at `snapshot`, in creation order.
