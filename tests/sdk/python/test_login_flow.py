@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+import cloudflare
 
 from login_helpers import Visitor, start_smtp_sink
 
@@ -281,3 +282,32 @@ def test_a_policy_can_require_a_scim_group(server, admin, setup, mailbox):
     again = Visitor(server.base).sign_in(mailbox, domain, f"http://localhost:{port}/admin", "grace@example.com")
     assert again.status_code == 403
     admin.zero_trust.access.applications.delete(app.id, account_id=account)
+
+
+def test_signing_keys_rotate_and_old_tokens_keep_verifying(server, admin, setup, mailbox):
+    account, host = setup["account"], setup["host"]
+    keys = admin.zero_trust.access.keys
+    before = keys.get(account_id=account)
+    assert before.key_rotation_interval_days == 42 and 0 <= before.days_until_next_rotation <= 42
+    updated = keys.update(account_id=account, key_rotation_interval_days=30)
+    assert updated.key_rotation_interval_days == 30
+    with pytest.raises(cloudflare.BadRequestError):
+        keys.update(account_id=account, key_rotation_interval_days=7)
+
+    visitor = Visitor(server.base)
+    visitor.follow(visitor.sign_in(mailbox, host, f"http://{host}/", "frank@example.com"))
+    old_token = visitor.cookies[host]["CF_Authorization"]
+    old_kid = json.loads(base64.urlsafe_b64decode(old_token.split(".")[0] + "=="))["kid"]
+
+    rotated = keys.rotate(account_id=account)
+    assert rotated.last_key_rotation_at > before.last_key_rotation_at
+    certs = httpx.get(f"http://{host}/cdn-cgi/access/certs").json()
+    kids = [k["kid"] for k in certs["keys"]]
+    assert len(kids) == 2 and old_kid in kids and certs["public_cert"]["kid"] != old_kid
+    assert identity(None, host, old_token).status_code == 200, "the previous key verifies for a week"
+
+    fresh = Visitor(server.base)
+    fresh.follow(fresh.sign_in(mailbox, host, f"http://{host}/", "frank@example.com"))
+    new_token = fresh.cookies[host]["CF_Authorization"]
+    new_kid = json.loads(base64.urlsafe_b64decode(new_token.split(".")[0] + "=="))["kid"]
+    assert new_kid == certs["public_cert"]["kid"] != old_kid
