@@ -9,6 +9,8 @@ CREATE TABLE scim_users (
     account_id    TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     user_name     TEXT NOT NULL,
     user_name_key TEXT NOT NULL,
+    -- The e-mail (lower case) that links the user to an Access user.
+    link_email    TEXT NOT NULL,
     external_id   TEXT,
     active        BOOLEAN NOT NULL,
     resource      TEXT NOT NULL,
@@ -22,6 +24,7 @@ CREATE TABLE scim_users (
 CREATE UNIQUE INDEX scim_users_by_user_name ON scim_users (idp_id, user_name_key) WHERE deleted_at IS NULL;
 CREATE INDEX scim_users_tombstones ON scim_users (deleted_at) WHERE deleted_at IS NOT NULL;
 CREATE INDEX scim_users_listing ON scim_users (idp_id, seq);
+CREATE INDEX scim_users_by_link_email ON scim_users (account_id, link_email);
 CREATE INDEX scim_users_by_external_id ON scim_users (idp_id, external_id);
 
 CREATE TABLE scim_groups (

@@ -410,7 +410,7 @@ async fn deprovision(
     }
     let Some(access_user) = state
         .store
-        .find_user_by_email(&caller.idp.account_id, &primary_email(user))
+        .find_user_by_email(&caller.idp.account_id, &user.link_email)
         .await?
     else {
         return Ok(());
@@ -449,7 +449,7 @@ async fn follow_identity_change(
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let (old_email, new_email) = (primary_email(before), primary_email(after));
+    let (old_email, new_email) = (before.link_email.clone(), after.link_email.clone());
     let renamed = display(before) != display(after);
     let moved = !old_email.eq_ignore_ascii_case(&new_email);
     if !renamed && !moved {
@@ -497,8 +497,9 @@ async fn follow_identity_change(
 
 /// The e-mail that links a SCIM user to an Access user: the primary e-mail,
 /// else the first, else the userName.
-fn primary_email(user: &ScimUserRecord) -> String {
-    let emails = get_ci(&user.resource, "emails")
+fn link_email(resource: &Map<String, Value>, user_name: &str) -> String {
+    let resource = Value::Object(resource.clone());
+    let emails = get_ci(&resource, "emails")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -512,7 +513,7 @@ fn primary_email(user: &ScimUserRecord) -> String {
         .find(|e| get_ci(e, "primary") == Some(&Value::Bool(true)))
         .and_then(value)
         .or_else(|| emails.first().and_then(value))
-        .unwrap_or_else(|| user.user_name.clone())
+        .unwrap_or_else(|| user_name.to_string())
 }
 
 pub async fn create_user(
@@ -526,6 +527,7 @@ pub async fn create_user(
         id: uuid::Uuid::new_v4().to_string(),
         idp_id: caller.idp.id.clone(),
         account_id: caller.idp.account_id.clone(),
+        link_email: link_email(&valid.resource, &valid.user_name),
         user_name: valid.user_name,
         external_id: valid.external_id,
         active: valid.active,
@@ -564,6 +566,7 @@ async fn save(
 ) -> Result<Response, ScimError> {
     let valid = validate(Value::Object(resource))?;
     let user = ScimUserRecord {
+        link_email: link_email(&valid.resource, &valid.user_name),
         user_name: valid.user_name,
         external_id: valid.external_id,
         active: valid.active,

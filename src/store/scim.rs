@@ -14,6 +14,8 @@ pub struct ScimUserRecord {
     pub idp_id: IdpId,
     pub account_id: AccountId,
     pub user_name: String,
+    /// The e-mail, lower case, that links the user to an Access user.
+    pub link_email: String,
     pub external_id: Option<String>,
     pub active: bool,
     /// The resource as the provider manages it (without `id` and `meta`).
@@ -29,6 +31,7 @@ struct ScimUserRow {
     idp_id: String,
     account_id: String,
     user_name: String,
+    link_email: String,
     external_id: Option<String>,
     active: bool,
     resource: String,
@@ -46,6 +49,7 @@ impl TryFrom<ScimUserRow> for ScimUserRecord {
             idp_id: IdpId::parse(&row.idp_id).ok_or_else(|| corrupt("identity provider id"))?,
             account_id: AccountId::parse(&row.account_id).ok_or_else(|| corrupt("account id"))?,
             user_name: row.user_name,
+            link_email: row.link_email,
             external_id: row.external_id,
             active: row.active,
             resource: serde_json::from_str(&row.resource).map_err(corrupt)?,
@@ -56,7 +60,7 @@ impl TryFrom<ScimUserRow> for ScimUserRecord {
     }
 }
 
-const COLUMNS: &str = "id, idp_id, account_id, user_name, external_id, active, resource, version, created_at, updated_at";
+const COLUMNS: &str = "id, idp_id, account_id, user_name, link_email, external_id, active, resource, version, created_at, updated_at";
 const TAKEN: &str = "userName is already taken in this identity provider";
 
 impl Store {
@@ -80,7 +84,7 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn create_scim_user(&self, user: &ScimUserRecord) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO scim_users ({COLUMNS}, user_name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO scim_users ({COLUMNS}, user_name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         let resource = serde_json::to_string(&user.resource).map_err(corrupt)?;
         with_pool!(self, |pool| {
@@ -89,6 +93,7 @@ impl Store {
                 .bind(user.idp_id.as_str())
                 .bind(user.account_id.as_str())
                 .bind(&user.user_name)
+                .bind(user.link_email.to_lowercase())
                 .bind(user.external_id.as_deref())
                 .bind(user.active)
                 .bind(&resource)
@@ -173,7 +178,7 @@ impl Store {
     /// Saves a changed user; false when it no longer exists.
     #[instrument(skip_all)]
     pub async fn replace_scim_user(&self, user: &ScimUserRecord) -> StoreResult<bool> {
-        let sql = "UPDATE scim_users SET user_name = $3, user_name_key = $4, external_id = $5, active = $6, \
+        let sql = "UPDATE scim_users SET user_name = $3, user_name_key = $4, link_email = $10, external_id = $5, active = $6, \
                    resource = $7, version = $8, updated_at = $9 \
                    WHERE idp_id = $1 AND id = $2 AND deleted_at IS NULL";
         let resource = serde_json::to_string(&user.resource).map_err(corrupt)?;
@@ -188,6 +193,7 @@ impl Store {
                 .bind(&resource)
                 .bind(user.version)
                 .bind(user.updated_at.micros())
+                .bind(user.link_email.to_lowercase())
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())

@@ -211,49 +211,22 @@ impl Store {
         Ok(rows)
     }
 
-    /// Ids of the SCIM groups, in this account, that a user with `email` belongs to
-    /// (as userName or as an e-mail of the SCIM user).
+    /// Ids of the SCIM groups, in this account, of the users linked to `email`.
     #[instrument(skip_all)]
     pub async fn scim_group_ids_for_email(
         &self,
         account: &AccountId,
         email: &str,
     ) -> StoreResult<Vec<String>> {
-        let users = with_pool!(self, |pool| {
-            sqlx::query_as::<_, (String, String, String)>(
-                "SELECT id, user_name, resource FROM scim_users WHERE account_id = $1 AND deleted_at IS NULL",
-            )
-            .bind(account.as_str())
-            .fetch_all(pool)
-            .await?
+        let sql = "SELECT m.group_id FROM scim_group_members m JOIN scim_users u ON u.id = m.user_id \
+                   WHERE u.account_id = $1 AND u.link_email = $2 AND u.deleted_at IS NULL";
+        let groups = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(account.as_str())
+                .bind(email.to_lowercase())
+                .fetch_all(pool)
+                .await?
         });
-        let wanted = email.to_lowercase();
-        let mut groups = Vec::new();
-        for (id, user_name, resource) in users {
-            let emails: Vec<String> = serde_json::from_str::<Value>(&resource)
-                .ok()
-                .and_then(|r| {
-                    crate::scim::filter::get_ci(&r, "emails")
-                        .and_then(Value::as_array)
-                        .cloned()
-                })
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| {
-                    crate::scim::filter::get_ci(e, "value")
-                        .and_then(Value::as_str)
-                        .map(str::to_lowercase)
-                })
-                .collect();
-            if user_name.to_lowercase() == wanted || emails.contains(&wanted) {
-                groups.extend(
-                    self.scim_groups_of_user(&id)
-                        .await?
-                        .into_iter()
-                        .map(|(group, _)| group),
-                );
-            }
-        }
         Ok(groups)
     }
 }
