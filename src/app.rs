@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::api::extract::BODY_LIMIT;
 use crate::api::snapshots::ListingSnapshots;
-use crate::config::Retention;
+use crate::config::{CodeLimits, Retention};
 use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::store::Store;
@@ -29,6 +29,7 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// The header a trusted proxy puts the client's country in.
     pub country_header: Option<Arc<str>>,
+    pub code_limits: CodeLimits,
 }
 
 impl AppState {
@@ -40,6 +41,7 @@ impl AppState {
             snapshots: Arc::default(),
             mailer: Arc::new(mailer),
             country_header: None,
+            code_limits: CodeLimits::default(),
         }
     }
 }

@@ -21,6 +21,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "ACCESSD_SESSION_RETENTION",
     "ACCESSD_FAILED_LOGIN_RETENTION",
     "ACCESSD_PURGE_INTERVAL",
+    "ACCESSD_CODES_PER_CLIENT",
+    "ACCESSD_CODES_PER_APPLICATION",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://accessd.db";
@@ -61,6 +63,33 @@ pub struct Config {
 
     #[command(flatten)]
     pub retention: Retention,
+
+    #[command(flatten)]
+    pub code_limits: CodeLimits,
+}
+
+/// How many sign-in codes may be mailed per ten minutes, beyond the fixed
+/// five per address.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct CodeLimits {
+    /// Codes one client (an IPv4 address or an IPv6 /64) may ask for per ten
+    /// minutes, whatever the addresses. Behind a proxy every client is the
+    /// proxy: raise it there.
+    #[arg(long, env = "ACCESSD_CODES_PER_CLIENT", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..))]
+    pub per_client: i64,
+
+    /// Codes one application may cause to be mailed per ten minutes.
+    #[arg(long, env = "ACCESSD_CODES_PER_APPLICATION", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..))]
+    pub per_application: i64,
+}
+
+impl Default for CodeLimits {
+    fn default() -> Self {
+        Self {
+            per_client: 30,
+            per_application: 500,
+        }
+    }
 }
 
 /// Where sign-in codes go.

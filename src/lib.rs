@@ -48,6 +48,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     )?;
     let mut state = AppState::new(store.clone(), &public_url, config.retention, mailer);
     state.country_header = config.country_header.as_deref().map(Into::into);
+    state.code_limits = config.code_limits;
     let app = app::router(state);
     let purger = retention::spawn(store.clone(), config.retention);
     tracing::info!(backend = store.backend_name(), %address, "started");

@@ -10,6 +10,7 @@ mod bad_input;
 mod durability;
 mod identity_providers;
 mod scim;
+mod sign_in_attacks;
 mod store_conformance;
 mod tokens;
 mod user_records;

@@ -11,7 +11,7 @@ use accessd::store::{PageRequest, SortDirection, Store, StoreError};
 
 use crate::common::TestDb;
 
-crate::on_each_backend!(accounts_contract, tokens_contract);
+crate::on_each_backend!(accounts_contract, tokens_contract, throttle_contract);
 
 async fn open(db: &TestDb) -> Store {
     let store = Store::connect(&db.url())
@@ -215,9 +215,17 @@ async fn tokens_contract(db: TestDb) {
     let rolled = secret::mint(SecretKind::AccountToken);
     assert!(
         store
-            .roll_token_secret(&owner.id, &token.id, &rolled.hash, now)
+            .roll_token_secret(&token, token.modified_on, &rolled.hash, now.plus_seconds(1))
             .await
             .unwrap_or(false)
+    );
+    let stale = secret::mint(SecretKind::AccountToken);
+    assert!(
+        !store
+            .roll_token_secret(&token, token.modified_on, &stale.hash, now)
+            .await
+            .unwrap_or(true),
+        "a roll guarded by a version that has since changed must not apply"
     );
     assert!(
         store
@@ -395,4 +403,58 @@ async fn deep_pages_match_a_plain_walk(db: TestDb) {
             "after purge: page {page} of {per_page}"
         );
     }
+}
+
+/// Concurrent claims on one window never grant more than its limit; the
+/// window reopens after its length, and closed windows are purged.
+async fn throttle_contract(db: TestDb) {
+    use accessd::store::throttle::{Claim, Limit};
+
+    let store = open(&db).await;
+    let limit = Limit {
+        per_window: 5,
+        window_seconds: 600,
+    };
+    let start = Timestamp::from_micros(1_700_000_000_000_000);
+    let mut claims = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let store = store.clone();
+        claims.spawn(async move {
+            store
+                .claim_throttle("burst", limit, start.plus_seconds(i % 3))
+                .await
+        });
+    }
+    let outcomes: Vec<Claim> = claims
+        .join_all()
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("claim: {e}")))
+        .collect();
+    let granted = outcomes.iter().filter(|c| **c == Claim::Granted).count();
+    assert_eq!(granted, 5, "{outcomes:?}");
+    assert!(outcomes.iter().all(|c| match c {
+        Claim::Granted => true,
+        Claim::Refused {
+            retry_after_seconds,
+        } => (1..=600).contains(retry_after_seconds),
+    }));
+
+    let reopened = store
+        .claim_throttle("burst", limit, start.plus_seconds(601))
+        .await
+        .ok();
+    assert_eq!(reopened, Some(Claim::Granted));
+    let other_key = store.claim_throttle("other", limit, start).await.ok();
+    assert_eq!(other_key, Some(Claim::Granted));
+
+    let purged = store
+        .purge_throttle_windows(start.plus_seconds(300))
+        .await
+        .ok();
+    assert_eq!(
+        purged,
+        Some(1),
+        "only the window opened at the start is closed"
+    );
 }

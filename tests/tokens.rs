@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN_TOKEN, Server, TestDb, token_body};
+use crate::common::{ADMIN_TOKEN, Server, TestDb, burst, token_body};
 
 const TOKENS_READ: &str = "eb56a6953c034b9d97dd838155666f06";
 const TOKENS_WRITE: &str = "5bc3f8b21c554832afc660159ab75fa4";
@@ -11,6 +11,8 @@ const AUDIT_LOGS_READ: &str = "b05b28e839c54467a7d6cba5d3abb5a3";
 crate::on_each_backend!(
     token_life_from_creation_to_deletion,
     a_token_never_grants_more_than_its_creator,
+    a_token_cannot_take_over_a_stronger_token,
+    concurrent_rolls_leave_exactly_one_secret,
     read_group_reads_but_does_not_write,
     deny_beats_allow,
     time_and_address_conditions,
@@ -210,6 +212,98 @@ async fn a_token_never_grants_more_than_its_creator(db: TestDb) {
 
     let child = narrower.result()["value"].as_str().unwrap_or_default();
     assert_eq!(server.get(&tokens, child).await.status, StatusCode::OK);
+}
+
+/// Rolling, rewriting or deleting a token that holds a group the caller
+/// lacks would hand the caller that group (the rolled secret) or let it
+/// strip another's grants; all three are refused and the target keeps working.
+async fn a_token_cannot_take_over_a_stronger_token(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Home").await;
+    let (_, writer) = server.create_token(&account, &[TOKENS_WRITE]).await;
+    let (strong_id, strong) = server
+        .create_token(&account, &[TOKENS_WRITE, AUDIT_LOGS_READ])
+        .await;
+    let tokens = format!("/accounts/{account}/tokens");
+    let target = format!("{tokens}/{strong_id}");
+
+    let roll = server
+        .put(&format!("{target}/value"), &writer, json!({}))
+        .await;
+    assert_eq!(roll.status, StatusCode::FORBIDDEN, "{}", roll.body);
+    assert_eq!(roll.error_code(), 10000);
+
+    let rewrite = server
+        .put(
+            &target,
+            &writer,
+            token_body("weakened", &account, &[TOKENS_WRITE]),
+        )
+        .await;
+    assert_eq!(rewrite.status, StatusCode::FORBIDDEN, "{}", rewrite.body);
+    let delete = server.delete(&target, &writer).await;
+    assert_eq!(delete.status, StatusCode::FORBIDDEN, "{}", delete.body);
+
+    let unchanged = server.get(&target, ADMIN_TOKEN).await;
+    assert_eq!(unchanged.result()["name"], json!("test token"));
+    assert_eq!(
+        unchanged.result()["policies"][0]["permission_groups"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let verify = format!("{tokens}/verify");
+    assert_eq!(server.get(&verify, &strong).await.status, StatusCode::OK);
+
+    // A token may still manage one whose grants it holds itself.
+    let (peer_id, _) = server.create_token(&account, &[TOKENS_WRITE]).await;
+    let peer_roll = server
+        .put(&format!("{tokens}/{peer_id}/value"), &writer, json!({}))
+        .await;
+    assert_eq!(peer_roll.status, StatusCode::OK, "{}", peer_roll.body);
+    let admin_deletes = server.delete(&target, ADMIN_TOKEN).await;
+    assert_eq!(
+        admin_deletes.status,
+        StatusCode::OK,
+        "{}",
+        admin_deletes.body
+    );
+}
+
+/// Concurrent rolls of one token: each answer that succeeded handed out a
+/// secret, and exactly one of those secrets works afterwards.
+async fn concurrent_rolls_leave_exactly_one_secret(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Home").await;
+    let (id, _) = server.create_token(&account, &[TOKENS_READ]).await;
+    let roll_path = format!("/accounts/{account}/tokens/{id}/value");
+    let rolls = (0..24)
+        .map(|_| {
+            server
+                .http
+                .put(server.url(&roll_path))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({}))
+        })
+        .collect();
+    let replies = burst(rolls).await;
+    let mut secrets = Vec::new();
+    for reply in &replies {
+        match reply.status {
+            StatusCode::OK => secrets.push(reply.result().as_str().unwrap_or_default().to_string()),
+            StatusCode::CONFLICT => assert_eq!(reply.error_code(), 1001),
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    assert!(!secrets.is_empty());
+    let verify = format!("/accounts/{account}/tokens/verify");
+    let mut working = 0;
+    for secret in &secrets {
+        if server.get(&verify, secret).await.status == StatusCode::OK {
+            working += 1;
+        }
+    }
+    assert_eq!(working, 1, "{} rolls succeeded", secrets.len());
 }
 
 async fn read_group_reads_but_does_not_write(db: TestDb) {

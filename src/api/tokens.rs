@@ -15,7 +15,7 @@ use crate::auth::operations::{TokensRead, TokensWrite};
 use crate::auth::{Authorized, Presented, Principal};
 use crate::domain::permission::holds_group;
 use crate::domain::secret::{self, SecretKind};
-use crate::domain::token::{ApiToken, Effect, TokenSpec};
+use crate::domain::token::{ApiToken, Effect, TokenPolicy};
 use crate::domain::{AccountId, Timestamp, TokenId};
 use crate::error::ApiError;
 use crate::store::tokens::TokenListing;
@@ -46,21 +46,23 @@ fn parse_token_id(raw: &str) -> Result<TokenId, ApiError> {
     TokenId::parse(raw).ok_or_else(token_not_found)
 }
 
-/// A token may not hand on a permission group its creator does not hold.
-fn ensure_creator_holds(
+/// A token may only manage grants its caller holds: it may not hand on a
+/// permission group it lacks (create, update), nor take over a token that
+/// holds one (update, roll, delete), since rolling such a token would give
+/// the caller its secret.
+fn ensure_caller_holds(
     principal: &Principal,
     account: &AccountId,
-    spec: &TokenSpec,
+    policies: &[TokenPolicy],
 ) -> Result<(), ApiError> {
-    let Principal::Token(creator) = principal else {
+    let Principal::Token(caller) = principal else {
         return Ok(());
     };
-    let exceeds = spec
-        .policies
+    let exceeds = policies
         .iter()
         .filter(|p| p.effect == Effect::Allow)
         .flat_map(|p| p.permission_groups.iter())
-        .any(|group| !holds_group(&creator.policies, account, group));
+        .any(|group| !holds_group(&caller.policies, account, group));
     if exceeds {
         return Err(ApiError::Forbidden);
     }
@@ -74,7 +76,7 @@ async fn create_token(
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<Success<TokenView>, ApiError> {
     let spec = body.into_spec(&caller.account)?;
-    ensure_creator_holds(&caller.principal, &caller.account, &spec)?;
+    ensure_caller_holds(&caller.principal, &caller.account, &spec.policies)?;
     let now = Timestamp::now();
     let token = ApiToken {
         id: TokenId::generate(),
@@ -140,6 +142,19 @@ async fn load(state: &AppState, account: &AccountId, raw_id: &str) -> Result<Api
         .ok_or_else(token_not_found)
 }
 
+/// Why a write guarded by the version the permission check read did not
+/// apply: the token is gone, or another request changed it first.
+async fn changed_meanwhile(state: &AppState, token: &ApiToken) -> ApiError {
+    match state.store.find_token(&token.account_id, &token.id).await {
+        Ok(Some(_)) => ApiError::conflict(
+            1001,
+            "the token was changed by another request while this one ran; read it again and retry",
+        ),
+        Ok(None) => token_not_found(),
+        Err(err) => err.into(),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct TokenPath {
     #[allow(dead_code, reason = "validated by the Authorized extractor")]
@@ -165,8 +180,10 @@ async fn update_token(
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<Success<TokenView>, ApiError> {
     let mut token = load(&state, &caller.account, &path.token_id).await?;
+    ensure_caller_holds(&caller.principal, &caller.account, &token.policies)?;
+    let checked_version = token.modified_on;
     let spec = body.into_spec(&caller.account)?;
-    ensure_creator_holds(&caller.principal, &caller.account, &spec)?;
+    ensure_caller_holds(&caller.principal, &caller.account, &spec.policies)?;
     let now = Timestamp::now();
     token.name = spec.name;
     token.status = spec.status;
@@ -175,8 +192,8 @@ async fn update_token(
     token.not_before = spec.not_before;
     token.expires_on = spec.expires_on;
     token.modified_on = now;
-    if !state.store.replace_token(&token).await? {
-        return Err(token_not_found());
+    if !state.store.replace_token(&token, checked_version).await? {
+        return Err(changed_meanwhile(&state, &token).await);
     }
     Ok(Success::ok(TokenView::new(&token, now)))
 }
@@ -187,11 +204,12 @@ async fn delete_token(
     caller: Authorized<TokensWrite>,
     Path(path): Path<TokenPath>,
 ) -> Result<Success<Deleted<TokenId>>, ApiError> {
-    let id = parse_token_id(&path.token_id)?;
-    if !state.store.delete_token(&caller.account, &id).await? {
-        return Err(token_not_found());
+    let token = load(&state, &caller.account, &path.token_id).await?;
+    ensure_caller_holds(&caller.principal, &caller.account, &token.policies)?;
+    if !state.store.delete_token(&token, token.modified_on).await? {
+        return Err(changed_meanwhile(&state, &token).await);
     }
-    Ok(Success::ok(Deleted { id }))
+    Ok(Success::ok(Deleted { id: token.id }))
 }
 
 /// <https://developers.cloudflare.com/api/resources/accounts/subresources/tokens/subresources/value/methods/update/>
@@ -200,14 +218,15 @@ async fn roll_token(
     caller: Authorized<TokensWrite>,
     Path(path): Path<TokenPath>,
 ) -> Result<Success<String>, ApiError> {
-    let id = parse_token_id(&path.token_id)?;
+    let token = load(&state, &caller.account, &path.token_id).await?;
+    ensure_caller_holds(&caller.principal, &caller.account, &token.policies)?;
     let secret = secret::mint(SecretKind::AccountToken);
     let rolled = state
         .store
-        .roll_token_secret(&caller.account, &id, &secret.hash, Timestamp::now())
+        .roll_token_secret(&token, token.modified_on, &secret.hash, Timestamp::now())
         .await?;
     if !rolled {
-        return Err(token_not_found());
+        return Err(changed_meanwhile(&state, &token).await);
     }
     Ok(Success::ok(secret.value))
 }

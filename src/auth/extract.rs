@@ -22,11 +22,15 @@ pub struct Authorized<Op> {
     operation: PhantomData<Op>,
 }
 
+/// The client's address; an IPv4 client seen through an IPv6 socket
+/// (`::ffff:a.b.c.d`) is reported as IPv4 so address rules match it.
 pub fn client_ip(parts: &Parts) -> IpAddr {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
+            info.0.ip().to_canonical()
+        })
 }
 
 impl FromRequestParts<AppState> for Authenticated {

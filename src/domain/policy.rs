@@ -77,7 +77,8 @@ impl Rule {
                     .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain.trim_start_matches('@')))
             }),
             Rule::Everyone {} => true,
-            Rule::Ip { ip } => ip.contains(&who.ip),
+            // An IPv4 client seen through an IPv6 socket is matched as IPv4.
+            Rule::Ip { ip } => ip.contains(&who.ip.to_canonical()),
             Rule::Geo { country_code } => who
                 .country
                 .as_deref()

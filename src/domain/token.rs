@@ -58,21 +58,13 @@ pub struct IpCondition {
 
 impl IpCondition {
     pub fn admits(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        let ip = ip.to_canonical();
         let allowed = self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&ip));
         allowed && !self.deny.iter().any(|net| net.contains(&ip))
     }
 
     pub fn is_empty(&self) -> bool {
         self.allow.is_empty() && self.deny.is_empty()
-    }
-}
-
-/// An IPv4 client seen through an IPv6 socket is compared as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
     }
 }
 

@@ -11,6 +11,7 @@ mod complete;
 mod identity;
 mod otp;
 pub mod pages;
+mod throttle;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -114,8 +115,20 @@ fn csrf_token(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
+/// The origin (`scheme://host[:port]`) of the public URL, as browsers send it
+/// in `Origin`.
+fn public_origin(state: &AppState) -> &str {
+    let url: &str = &state.public_url;
+    let authority_start = url.find("://").map_or(0, |at| at + 3);
+    match url[authority_start..].find('/') {
+        Some(path_start) => &url[..authority_start + path_start],
+        None => url,
+    }
+}
+
 /// Refuses a form whose CSRF field does not match this browser's cookie, or
-/// that comes from another origin.
+/// that a browser says comes from any other origin than the sign-in pages'
+/// own (an opaque `null` origin included: sandboxed frames send it).
 fn check_csrf(state: &AppState, headers: &HeaderMap, submitted: &str) -> Result<(), LoginError> {
     let refused = || {
         LoginError(error_page(
@@ -127,8 +140,7 @@ fn check_csrf(state: &AppState, headers: &HeaderMap, submitted: &str) -> Result<
     if let Some(origin) = headers
         .get(axum::http::header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        && origin != "null"
-        && !state.public_url.starts_with(origin)
+        && !origin.eq_ignore_ascii_case(public_origin(state))
     {
         return Err(refused());
     }

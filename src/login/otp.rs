@@ -22,9 +22,6 @@ use crate::store::logins::OtpChallenge;
 
 pub const PIN_LIFETIME_SECONDS: i64 = 10 * 60;
 pub const MAX_ATTEMPTS: i64 = 5;
-/// Codes one address may be sent per `PIN_LIFETIME_SECONDS`, so the form
-/// cannot be used to flood someone's inbox.
-pub const MAX_CODES_PER_WINDOW: i64 = 5;
 
 fn hash_code(salt: &str, code: &str) -> String {
     hex::encode(Sha256::digest(format!("{salt}:{code}").as_bytes()))
@@ -41,6 +38,7 @@ pub struct SendForm {
 /// `POST /cdn-cgi/access/otp/send`: mails a code and shows where to type it.
 pub async fn send_code(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<SendForm>,
 ) -> Result<Page, LoginError> {
@@ -66,18 +64,7 @@ pub async fn send_code(
             ));
         }
     };
-    let window_start = Timestamp::now().plus_seconds(-PIN_LIFETIME_SECONDS);
-    let recent = state
-        .store
-        .count_otp_challenges_since(&app.account_id, email.as_str(), window_start)
-        .await?;
-    if recent >= MAX_CODES_PER_WINDOW {
-        return Err(LoginError(error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many codes",
-            "Several codes were sent to this address just now. Use the newest one, or wait ten minutes.",
-        )));
-    }
+    super::throttle::claim_code(&state, &app, &email, peer.ip()).await?;
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
     let salt = crate::domain::TokenId::generate().to_string();
     let now = Timestamp::now();
@@ -152,53 +139,63 @@ pub async fn verify_code(
         app: &app,
         email: &challenge.email,
         reason,
-        ip: peer.ip(),
+        ip: peer.ip().to_canonical(),
     };
-    if challenge.consumed {
-        record_failure(&state, failure("pin_reused"), false).await?;
-        return Err(LoginError(error_page(
-            StatusCode::BAD_REQUEST,
-            "Code already used",
-            "This code has been used. Open the application again to get a new one.",
-        )));
-    }
-    if now >= challenge.expires_at {
-        record_failure(&state, failure("pin_expired"), false).await?;
-        return Err(gone());
-    }
-    if challenge.attempts >= MAX_ATTEMPTS {
-        record_failure(&state, failure("pin_locked"), false).await?;
-        return Err(LoginError(error_page(
+    let locked = || {
+        LoginError(error_page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many tries",
             "This code is locked after too many wrong tries. Open the application again to get a new one.",
-        )));
-    }
+        ))
+    };
+    let used = || {
+        LoginError(error_page(
+            StatusCode::BAD_REQUEST,
+            "Code already used",
+            "This code has been used. Open the application again to get a new one.",
+        ))
+    };
+    // The try is counted before the code is compared, in one statement that
+    // refuses once the limit is reached: concurrent guesses cannot get more
+    // comparisons than MAX_ATTEMPTS between them.
+    let Some(attempt) = state
+        .store
+        .claim_otp_attempt(&challenge.id, MAX_ATTEMPTS, now)
+        .await?
+    else {
+        let (reason, page) = if challenge.attempts >= MAX_ATTEMPTS {
+            ("pin_locked", locked())
+        } else if challenge.consumed {
+            ("pin_reused", used())
+        } else if now >= challenge.expires_at {
+            ("pin_expired", gone())
+        } else {
+            // Lost a race for the last try, or to the right code.
+            ("pin_locked", locked())
+        };
+        record_failure(&state, failure(reason), false).await?;
+        return Err(page);
+    };
     let submitted = hash_code(&challenge.salt, form.code.trim());
     if !bool::from(submitted.as_bytes().ct_eq(challenge.code_hash.as_bytes())) {
-        let attempts = state.store.count_otp_attempt(&challenge.id).await?;
-        let locked = attempts >= MAX_ATTEMPTS;
+        let now_locked = attempt >= MAX_ATTEMPTS;
         record_failure(
             &state,
-            failure(if locked { "pin_locked" } else { "pin_invalid" }),
+            failure(if now_locked {
+                "pin_locked"
+            } else {
+                "pin_invalid"
+            }),
             false,
         )
         .await?;
-        if locked {
-            state
-                .store
-                .consume_otp_challenge(&challenge.id, now)
-                .await?;
-            return Err(LoginError(error_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many tries",
-                "This code is locked after too many wrong tries. Open the application again to get a new one.",
-            )));
+        if now_locked {
+            return Err(locked());
         }
         let (csrf, _) = csrf_token(&headers);
         let message = format!(
             "That code is not right. {} tries left.",
-            MAX_ATTEMPTS - attempts
+            MAX_ATTEMPTS - attempt
         );
         let body = pages::code_form(&challenge.email, &challenge.id, &csrf, Some(&message));
         return Err(LoginError(Page::new(
@@ -213,11 +210,7 @@ pub async fn verify_code(
         .await?
     {
         record_failure(&state, failure("pin_reused"), false).await?;
-        return Err(LoginError(error_page(
-            StatusCode::BAD_REQUEST,
-            "Code already used",
-            "This code has been used. Open the application again to get a new one.",
-        )));
+        return Err(used());
     }
     let country = state
         .country_header
@@ -226,5 +219,5 @@ pub async fn verify_code(
         .and_then(|v| v.to_str().ok())
         .map(|c| c.trim().to_ascii_uppercase())
         .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()));
-    complete_login(&state, &app, &challenge, peer.ip(), country).await
+    complete_login(&state, &app, &challenge, peer.ip().to_canonical(), country).await
 }

@@ -25,6 +25,8 @@ pub struct Page {
     /// Already escaped HTML.
     pub body: String,
     pub cookies: Vec<String>,
+    /// Seconds a throttled client should wait, sent as `Retry-After`.
+    pub retry_after: Option<i64>,
 }
 
 impl Page {
@@ -34,11 +36,17 @@ impl Page {
             title: title.to_string(),
             body,
             cookies: Vec::new(),
+            retry_after: None,
         }
     }
 
     pub fn with_cookie(mut self, cookie: String) -> Self {
         self.cookies.push(cookie);
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: i64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 }
@@ -78,6 +86,9 @@ impl IntoResponse for Page {
                 "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
             ),
         );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         for cookie in self.cookies {
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 headers.append(header::SET_COOKIE, value);

@@ -65,27 +65,6 @@ impl Store {
         Ok(())
     }
 
-    /// How many codes were sent to `email` for the account since `since`.
-    #[instrument(skip_all)]
-    pub async fn count_otp_challenges_since(
-        &self,
-        account: &AccountId,
-        email: &str,
-        since: Timestamp,
-    ) -> StoreResult<i64> {
-        let sql = "SELECT COUNT(*) FROM access_otp_challenges \
-                   WHERE account_id = $1 AND lower(email) = $2 AND created_at >= $3";
-        let count = with_pool!(self, |pool| {
-            sqlx::query_scalar(sql)
-                .bind(account.as_str())
-                .bind(email.to_lowercase())
-                .bind(since.micros())
-                .fetch_one(pool)
-                .await?
-        });
-        Ok(count)
-    }
-
     #[instrument(skip_all)]
     pub async fn find_otp_challenge(&self, id: &str) -> StoreResult<Option<OtpChallenge>> {
         let sql = "SELECT id, account_id, app_id, idp_id, email, salt, code_hash, redirect_url, attempts, \
@@ -111,16 +90,28 @@ impl Store {
         }))
     }
 
-    /// Counts a wrong code; returns the attempts made so far.
+    /// Counts one try at the challenge's code, unless it is used up, expired
+    /// or has had `max_attempts` tries; returns the tries made, this one
+    /// included, or `None` when no try is left.
     #[instrument(skip_all)]
-    pub async fn count_otp_attempt(&self, id: &str) -> StoreResult<i64> {
-        let attempts: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar("UPDATE access_otp_challenges SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts")
+    pub async fn claim_otp_attempt(
+        &self,
+        id: &str,
+        max_attempts: i64,
+        now: Timestamp,
+    ) -> StoreResult<Option<i64>> {
+        let sql = "UPDATE access_otp_challenges SET attempts = attempts + 1 \
+                   WHERE id = $1 AND attempts < $2 AND consumed_at IS NULL AND expires_at > $3 \
+                   RETURNING attempts";
+        let attempts = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
                 .bind(id)
+                .bind(max_attempts)
+                .bind(now.micros())
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(attempts.unwrap_or(i64::MAX))
+        Ok(attempts)
     }
 
     /// Uses the challenge up; false when it was already used (the code is single-use).

@@ -25,6 +25,7 @@ pub mod retention;
 pub mod scim;
 pub mod scim_groups;
 pub mod snapshot;
+pub mod throttle;
 pub mod tokens;
 mod user_pages;
 pub mod users;

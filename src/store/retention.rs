@@ -10,12 +10,18 @@ pub struct Purged {
     pub sessions: u64,
     pub failed_logins: u64,
     pub deleted_users: u64,
+    pub otp_challenges: u64,
+    pub throttle_windows: u64,
 }
+
+/// Throttle windows are at most this long; older ones limit nothing.
+const LONGEST_THROTTLE_WINDOW_SECONDS: i64 = 24 * 3600;
 
 impl Store {
     /// Deletes sessions that expired or were revoked before `sessions_before`,
     /// failed logins past their own expiry at `now`, and user tombstones older
-    /// than `tombstones_before`.
+    /// than `tombstones_before`; sign-in challenges past their expiry (used or
+    /// not) and throttle windows that closed.
     #[instrument(skip_all)]
     pub async fn purge_expired_records(
         &self,
@@ -38,10 +44,16 @@ impl Store {
                 .rows_affected()
         });
         let deleted_users = self.purge_deleted_users(tombstones_before).await?;
+        let otp_challenges = self.purge_otp_challenges(now).await?;
+        let throttle_windows = self
+            .purge_throttle_windows(now.plus_seconds(-LONGEST_THROTTLE_WINDOW_SECONDS))
+            .await?;
         Ok(Purged {
             sessions,
             failed_logins,
             deleted_users,
+            otp_challenges,
+            throttle_windows,
         })
     }
 }

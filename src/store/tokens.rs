@@ -161,10 +161,16 @@ impl Store {
 
     /// Replaces what a client may change; false when the token does not exist.
     #[instrument(skip_all)]
-    pub async fn replace_token(&self, token: &ApiToken) -> StoreResult<bool> {
+    /// Replaces the token's settings if it was not modified since
+    /// `unchanged_since` (the caller's permission check read that version).
+    pub async fn replace_token(
+        &self,
+        token: &ApiToken,
+        unchanged_since: Timestamp,
+    ) -> StoreResult<bool> {
         let sql = "UPDATE api_tokens SET name = $3, status = $4, policies = $5, condition = $6, \
                    not_before = $7, expires_on = $8, modified_on = $9 \
-                   WHERE account_id = $1 AND id = $2";
+                   WHERE account_id = $1 AND id = $2 AND modified_on = $10";
         let policies = to_json(&token.policies)?;
         let condition = condition_json(&token.condition)?;
         let affected = with_pool!(self, |pool| {
@@ -178,6 +184,7 @@ impl Store {
                 .bind(token.not_before.map(Timestamp::micros))
                 .bind(token.expires_on.map(Timestamp::micros))
                 .bind(token.modified_on.micros())
+                .bind(unchanged_since.micros())
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -185,23 +192,25 @@ impl Store {
         Ok(affected > 0)
     }
 
-    /// Gives the token a new secret; the old one stops working with this commit.
+    /// Gives the token a new secret if it was not modified since
+    /// `unchanged_since`; the old secret stops working with this commit.
     #[instrument(skip_all)]
     pub async fn roll_token_secret(
         &self,
-        account: &AccountId,
-        id: &TokenId,
+        token: &ApiToken,
+        unchanged_since: Timestamp,
         secret: &SecretHash,
         now: Timestamp,
     ) -> StoreResult<bool> {
         let sql = "UPDATE api_tokens SET secret_hash = $3, modified_on = $4 \
-                   WHERE account_id = $1 AND id = $2";
+                   WHERE account_id = $1 AND id = $2 AND modified_on = $5";
         let affected = with_pool!(self, |pool| {
             sqlx::query(sql)
-                .bind(account.as_str())
-                .bind(id.as_str())
+                .bind(token.account_id.as_str())
+                .bind(token.id.as_str())
                 .bind(secret.as_str())
                 .bind(now.micros())
+                .bind(unchanged_since.micros())
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -209,12 +218,19 @@ impl Store {
         Ok(affected > 0)
     }
 
+    /// Deletes the token if it was not modified since `unchanged_since`.
     #[instrument(skip_all)]
-    pub async fn delete_token(&self, account: &AccountId, id: &TokenId) -> StoreResult<bool> {
+    pub async fn delete_token(
+        &self,
+        token: &ApiToken,
+        unchanged_since: Timestamp,
+    ) -> StoreResult<bool> {
+        let sql = "DELETE FROM api_tokens WHERE account_id = $1 AND id = $2 AND modified_on = $3";
         let affected = with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM api_tokens WHERE account_id = $1 AND id = $2")
-                .bind(account.as_str())
-                .bind(id.as_str())
+            sqlx::query(sql)
+                .bind(token.account_id.as_str())
+                .bind(token.id.as_str())
+                .bind(unchanged_since.micros())
                 .execute(pool)
                 .await?
                 .rows_affected()

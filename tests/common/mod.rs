@@ -10,6 +10,8 @@
     reason = "each test module uses a different part of the harness"
 )]
 
+pub mod login;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -157,14 +159,12 @@ impl Server {
     pub async fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Server {
         let database_url = db.url();
         let mut command = Command::new(env!("CARGO_BIN_EXE_accessd"));
+        command.args(["serve", "--database", &database_url]);
+        // An ACCESSD_LISTEN in `env` chooses the socket; by default, loopback.
+        if !env.iter().any(|(key, _)| *key == "ACCESSD_LISTEN") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database",
-                &database_url,
-            ])
             .env_remove("ACCESSD_ADMIN_TOKEN")
             .env("ACCESSD_LOG", "warn")
             .stdout(Stdio::piped())
@@ -288,6 +288,31 @@ impl Drop for Server {
     }
 }
 
+/// Sends all requests at once and waits for every answer (in request order).
+pub async fn burst(requests: Vec<reqwest::RequestBuilder>) -> Vec<Reply> {
+    all_at_once(requests, Server::reply).await
+}
+
+/// Sends all requests at once, reads each answer with `read`, and returns
+/// them in request order.
+pub async fn all_at_once<T, F>(
+    requests: Vec<reqwest::RequestBuilder>,
+    read: fn(reqwest::RequestBuilder) -> F,
+) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, request) in requests.into_iter().enumerate() {
+        let answer = read(request);
+        tasks.spawn(async move { (i, answer.await) });
+    }
+    let mut answers = tasks.join_all().await;
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, answer)| answer).collect()
+}
+
 pub fn token_body(name: &str, account: &str, groups: &[&str]) -> Value {
     let groups: Vec<Value> = groups.iter().map(|id| json!({ "id": id })).collect();
     json!({
@@ -325,6 +350,8 @@ fn read_address(stdout: std::process::ChildStdout) -> (String, Vec<String>) {
                     sink.clear();
                 }
             });
+            // A wildcard IPv6 socket also takes IPv4 loopback connections.
+            let address = address.replace("http://[::]", "http://127.0.0.1");
             return (address, lines);
         }
         lines.push(line);
