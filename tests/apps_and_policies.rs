@@ -1,11 +1,15 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN_TOKEN, Server, TestDb};
+use crate::common::{ADMIN_TOKEN, Server, TestDb, burst};
 
 const APPS_READ: &str = "7ea222f6d5064cfa89ea366d7c1fee89";
 
-crate::on_each_backend!(policies_lifecycle, applications_lifecycle);
+crate::on_each_backend!(
+    policies_lifecycle,
+    applications_lifecycle,
+    a_domain_belongs_to_one_application_across_accounts,
+);
 
 async fn policies_lifecycle(db: TestDb) {
     let server = Server::start(&db).await;
@@ -298,4 +302,107 @@ async fn applications_lifecycle(db: TestDb) {
             .status,
         StatusCode::ACCEPTED
     );
+}
+
+/// Whatever account asks, and however it names the domain (as `domain` or
+/// among `self_hosted_domains`, in a burst of concurrent creates), one
+/// domain is claimed by one application.
+async fn a_domain_belongs_to_one_application_across_accounts(db: TestDb) {
+    let server = Server::start(&db).await;
+    let victim = server.create_account("Victim").await;
+    let squatter = server.create_account("Squatter").await;
+    let app = |name: &str, domain: &str, more: &[&str]| {
+        json!({"type": "self_hosted", "name": name, "domain": domain,
+               "self_hosted_domains": more, "policies": []})
+    };
+    let apps_of = |account: &str| format!("/accounts/{account}/access/apps");
+    let owned = server
+        .post(
+            &apps_of(&victim),
+            ADMIN_TOKEN,
+            app("Bank", "bank.example.com", &["pay.example.com"]),
+        )
+        .await;
+    assert!(owned.status.is_success(), "{}", owned.body);
+
+    for (domain, more) in [
+        ("other.example.com", vec!["bank.example.com"]),
+        ("other.example.com", vec!["PAY.example.com"]),
+        ("pay.example.com", vec![]),
+    ] {
+        let taken = server
+            .post(
+                &apps_of(&squatter),
+                ADMIN_TOKEN,
+                app("Squat", domain, &more),
+            )
+            .await;
+        assert_eq!(
+            taken.status,
+            StatusCode::CONFLICT,
+            "{domain} {more:?}: {}",
+            taken.body
+        );
+        assert_eq!(taken.error_code(), 11010);
+    }
+    // An update cannot take one either, and a refused write changes nothing.
+    let mine = server
+        .post(
+            &apps_of(&squatter),
+            ADMIN_TOKEN,
+            app("Mine", "mine.example.com", &[]),
+        )
+        .await;
+    let mine_id = mine.result()["id"].as_str().unwrap_or_default().to_string();
+    let grab = server
+        .put(
+            &format!("{}/{mine_id}", apps_of(&squatter)),
+            ADMIN_TOKEN,
+            app("Mine", "mine.example.com", &["bank.example.com"]),
+        )
+        .await;
+    assert_eq!(grab.status, StatusCode::CONFLICT, "{}", grab.body);
+    let kept = server
+        .get(&format!("{}/{mine_id}", apps_of(&squatter)), ADMIN_TOKEN)
+        .await;
+    assert_eq!(kept.result()["domain"], json!("mine.example.com"));
+    assert_eq!(kept.result()["self_hosted_domains"], json!([]));
+
+    // Twelve concurrent creates of one new domain from two accounts: one wins.
+    let creates = (0..12)
+        .map(|i| {
+            let account = if i % 2 == 0 { &victim } else { &squatter };
+            server
+                .http
+                .post(server.url(&apps_of(account)))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&app(&format!("Race {i}"), "race.example.com", &[]))
+        })
+        .collect();
+    let replies = burst(creates).await;
+    let won = replies.iter().filter(|r| r.status.is_success()).count();
+    assert_eq!(won, 1);
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status.is_success() || r.status == StatusCode::CONFLICT)
+    );
+
+    // Deleting the application frees its domains.
+    let bank_id = owned.result()["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let deleted = server
+        .delete(&format!("{}/{bank_id}", apps_of(&victim)), ADMIN_TOKEN)
+        .await;
+    assert!(deleted.status.is_success(), "{}", deleted.body);
+    let reused = server
+        .post(
+            &apps_of(&squatter),
+            ADMIN_TOKEN,
+            app("Now mine", "pay.example.com", &[]),
+        )
+        .await;
+    assert!(reused.status.is_success(), "{}", reused.body);
 }

@@ -14,6 +14,7 @@ crate::on_each_backend!(
     codes_are_limited_per_application,
     ip_rules_match_ipv4_clients_on_an_ipv6_socket,
     forms_from_any_other_origin_are_refused,
+    identity_is_answered_only_on_the_token_audience_host,
 );
 
 const MAX_TRIES: usize = 5;
@@ -208,4 +209,52 @@ async fn forms_from_any_other_origin_are_refused(db: TestDb) {
         .send_code_request(&login, "victim@example.com")
         .header("origin", base.as_str());
     assert_eq!(visitor.send(own).await.status, StatusCode::OK);
+}
+
+/// The application token that a successful sign-in hands to the application's host.
+fn token_of(signed_in: &crate::common::login::Answer) -> String {
+    let location = signed_in
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let query = location.split_once('?').map_or("", |(_, q)| q);
+    url_param(query, "token").unwrap_or_else(|| panic!("no token in {location}"))
+}
+
+fn url_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+}
+
+/// get-identity checks the token against the application of the Host it is
+/// asked on; a Host no application claims has no audience and answers 401.
+async fn identity_is_answered_only_on_the_token_audience_host(db: TestDb) {
+    let bed = LoginBed::start(&db, everyone(), &[]).await;
+    let signed_in = bed.sign_in("who@example.com").await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.html
+    );
+    let token = token_of(&signed_in);
+    let ask = |host: &str| {
+        bed.server
+            .http
+            .get(format!("{}/cdn-cgi/access/get-identity", bed.server.base))
+            .header("host", host)
+            .header("cf-access-jwt-assertion", &token)
+            .send()
+    };
+    let on_app = ask(&bed.host).await.map(|r| r.status()).ok();
+    assert_eq!(on_app, Some(StatusCode::OK));
+    let port = bed.host.rsplit(':').next().unwrap_or_default();
+    for elsewhere in [format!("127.0.0.1:{port}"), "unknown.example".to_string()] {
+        let status = ask(&elsewhere).await.map(|r| r.status()).ok();
+        assert_eq!(status, Some(StatusCode::UNAUTHORIZED), "{elsewhere}");
+    }
 }

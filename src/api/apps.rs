@@ -16,6 +16,7 @@ use crate::auth::operations::{AppsRead, AppsRevoke, AppsWrite};
 use crate::domain::app::{self, AccessApp, AppSettings, PolicyLink};
 use crate::domain::{AccessPolicyId, AccountId, AppId, IdpId, Timestamp, duration};
 use crate::error::{ApiError, Family};
+use crate::store::StoreError;
 use crate::store::apps::AppFilter;
 
 pub fn router() -> Router<AppState> {
@@ -299,6 +300,14 @@ impl AppRequest {
     }
 }
 
+/// A domain another application (in any account) already claims.
+fn domain_taken(err: StoreError) -> ApiError {
+    match err {
+        StoreError::Conflict(message) => ApiError::conflict(11010, message),
+        other => other.into(),
+    }
+}
+
 /// <https://developers.cloudflare.com/api/resources/zero_trust/subresources/access/subresources/applications/methods/create/>
 async fn create_app(
     State(state): State<AppState>,
@@ -306,20 +315,6 @@ async fn create_app(
     AccessJson(body): AccessJson<AppRequest>,
 ) -> Result<Success<AppView>, ApiError> {
     let valid = body.validate(&state, &caller.account).await?;
-    if state
-        .store
-        .find_app_by_domain(&valid.domain)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::conflict(
-            11010,
-            format!(
-                "access.api.error.application_already_exists: {} is already protected",
-                valid.domain
-            ),
-        ));
-    }
     let now = Timestamp::now();
     let app = AccessApp {
         id: AppId::generate(),
@@ -333,7 +328,11 @@ async fn create_app(
         created_at: now,
         updated_at: now,
     };
-    state.store.save_app(&app, true).await?;
+    state
+        .store
+        .save_app(&app, true)
+        .await
+        .map_err(domain_taken)?;
     Ok(Success::created(view(&state, app).await?))
 }
 
@@ -421,24 +420,18 @@ async fn update_app(
 ) -> Result<Success<AppView>, ApiError> {
     let mut app = load(&state, &caller.account, &path.app_id).await?;
     let valid = body.validate(&state, &caller.account).await?;
-    if let Some(other) = state.store.find_app_by_domain(&valid.domain).await?
-        && other.id != app.id
-    {
-        return Err(ApiError::conflict(
-            11010,
-            format!(
-                "access.api.error.application_already_exists: {} is already protected",
-                valid.domain
-            ),
-        ));
-    }
     app.name = valid.name;
     app.domain = valid.domain;
     app.session_duration = valid.session_duration;
     app.settings = valid.settings;
     app.policies = valid.policies;
     app.updated_at = Timestamp::now();
-    if !state.store.save_app(&app, false).await? {
+    if !state
+        .store
+        .save_app(&app, false)
+        .await
+        .map_err(domain_taken)?
+    {
         return Err(app_not_found());
     }
     Ok(Success::ok(view(&state, app).await?))

@@ -108,6 +108,13 @@ pub fn parse_domain(raw: &str) -> Result<String, &'static str> {
 }
 
 impl AccessApp {
+    /// Every domain (hostname and optional path) the application claims:
+    /// `domain` and the further self-hosted domains.
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.domain.as_str())
+            .chain(self.settings.self_hosted_domains.iter().map(String::as_str))
+    }
+
     /// Every hostname the application answers on.
     pub fn hostnames(&self) -> Vec<&str> {
         std::iter::once(self.domain.as_str())

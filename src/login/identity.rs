@@ -159,14 +159,21 @@ fn unauthorized(message: &str) -> Response {
     (StatusCode::UNAUTHORIZED, Json(json!({ "err": message }))).into_response()
 }
 
-/// `GET /cdn-cgi/access/get-identity`: the identity behind the caller's token.
+/// `GET /cdn-cgi/access/get-identity` on an application's host: the identity
+/// behind the caller's token, which must be for that application. A host no
+/// application claims has no audience to check a token against, so it
+/// answers no identity at all.
 pub async fn get_identity(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(token) = presented_token(&headers) else {
         return unauthorized("no CF_Authorization cookie or Cf-Access-Jwt-Assertion header");
     };
     let host = host_of(&headers);
-    let app = state.store.find_app_by_host(&host).await.ok().flatten();
-    match accept(&state, token, app.as_ref()).await {
+    let app = match state.store.find_app_by_host(&host).await {
+        Ok(Some(app)) => app,
+        Ok(None) => return unauthorized("no application is protected at this host"),
+        Err(err) => return crate::error::ApiError::from(err).into_response(),
+    };
+    match accept(&state, token, Some(&app)).await {
         Ok((_, session)) => (StatusCode::OK, Json(session.identity)).into_response(),
         Err(refusal) => unauthorized(&refusal.to_string()),
     }

@@ -1,8 +1,8 @@
 use tracing::instrument;
 
 use super::{
-    Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, escape_like, like_pattern,
-    with_pool,
+    Bind, Page, PageRequest, Store, StoreError, StoreResult, conflict_on_unique, corrupt,
+    escape_like, like_pattern, with_pool,
 };
 use crate::domain::app::{AccessApp, PolicyLink};
 use crate::domain::policy::AccessPolicy;
@@ -89,6 +89,20 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                sqlx::query("DELETE FROM access_app_hosts WHERE app_id = $1")
+                    .bind(app.id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                for host in app.domains() {
+                    sqlx::query("INSERT INTO access_app_hosts (host, app_id) VALUES ($1, $2)")
+                        .bind(host)
+                        .bind(app.id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(conflict_on_unique(&format!(
+                            "access.api.error.application_already_exists: {host} is already protected"
+                        )))?;
+                }
             }
             tx.commit().await?;
             affected > 0
@@ -149,19 +163,25 @@ impl Store {
         .await
     }
 
-    /// The application whose `domain` (host and path) is exactly `domain`, in any account.
+    /// The application that claims `domain` (host and path) exactly, as its
+    /// domain or a further self-hosted domain, in any account.
     #[instrument(skip_all)]
     pub async fn find_app_by_domain(&self, domain: &str) -> StoreResult<Option<AccessApp>> {
-        self.find_app_where("domain = $1 ORDER BY created_at LIMIT 1", &[domain])
-            .await
+        self.find_app_where(
+            "id = (SELECT app_id FROM access_app_hosts WHERE host = $1)",
+            &[domain],
+        )
+        .await
     }
 
-    /// The application served on `host` (its domain is the host, or the host and a path).
+    /// The application served on `host`: the one claiming the host itself,
+    /// else the one claiming the shortest path below it.
     #[instrument(skip_all)]
     pub async fn find_app_by_host(&self, host: &str) -> StoreResult<Option<AccessApp>> {
         let below = format!("{}/%", escape_like(host));
         self.find_app_where(
-            "domain = $1 OR domain LIKE $2 ESCAPE '\\' ORDER BY length(domain), created_at LIMIT 1",
+            "id = (SELECT app_id FROM access_app_hosts WHERE host = $1 OR host LIKE $2 ESCAPE '\\' \
+             ORDER BY length(host), host LIMIT 1)",
             &[host, &below],
         )
         .await
