@@ -13,20 +13,41 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use crate::auth::Principal;
 use crate::store::users::ListingSnapshot;
 
 /// How long a listing may take from its first page to its last.
 pub const SNAPSHOT_LIFETIME: Duration = Duration::from_secs(10 * 60);
-const MAX_SNAPSHOTS: usize = 10_000;
+/// Listings pinned at once, in all.
+const MAX_SNAPSHOTS: usize = 1_000;
+/// Listings one caller may have pinned at once; its oldest makes way, so
+/// one caller cannot push out everyone else's.
+const MAX_SNAPSHOTS_PER_CALLER: usize = 16;
+
+/// Identifies one listing: who asks, and a digest of what for (the path and
+/// the sorted query parameters, the position aside). Its size does not
+/// depend on what the client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListingKey {
+    who: String,
+    listing: [u8; 32],
+}
 
 #[derive(Default, Debug)]
 pub struct ListingSnapshots {
-    entries: Mutex<HashMap<String, (ListingSnapshot, Instant)>>,
+    entries: Mutex<HashMap<String, Vec<Pinned>>>,
 }
 
-/// Identifies one listing: who asks, for what, with which filters (the page aside).
-pub fn listing_key(principal: &Principal, path: &str, query: Option<&str>) -> String {
+#[derive(Debug)]
+struct Pinned {
+    listing: [u8; 32],
+    snapshot: ListingSnapshot,
+    expires: Instant,
+}
+
+pub fn listing_key(principal: &Principal, path: &str, query: Option<&str>) -> ListingKey {
     let who = match principal {
         Principal::Admin { token_id } => format!("admin:{token_id}"),
         Principal::Token(token) => format!("token:{}", token.id),
@@ -36,57 +57,96 @@ pub fn listing_key(principal: &Principal, path: &str, query: Option<&str>) -> St
 
 /// The same for any caller and any name of the position parameter
 /// (`page` in the v4 API, `startIndex` in SCIM).
-pub fn keyed_listing(who: &str, path: &str, query: Option<&str>, position: &str) -> String {
+pub fn keyed_listing(who: &str, path: &str, query: Option<&str>, position: &str) -> ListingKey {
     let mut params: Vec<(String, String)> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .filter(|(name, _)| name != position)
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect();
     params.sort();
-    let filters: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
-    format!("{who} {path}?{filters}")
+    let mut digest = Sha256::new();
+    digest.update(path.as_bytes());
+    for (name, value) in params {
+        // Lengths first, so no two parameter lists hash the same bytes.
+        for part in [name, value] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+    }
+    ListingKey {
+        who: who.to_string(),
+        listing: digest.finalize().into(),
+    }
 }
 
 impl ListingSnapshots {
     /// The snapshot to read `page` against: a new one for the first page, the
     /// pinned one for later pages while it lives, `None` when there is none.
-    pub fn pinned(&self, key: &str, page: u32) -> Option<ListingSnapshot> {
+    pub fn pinned(&self, key: &ListingKey, page: u32) -> Option<ListingSnapshot> {
         if page <= 1 {
             return None;
         }
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entries = self.lock();
+        let now = Instant::now();
         entries
-            .get(key)
-            .filter(|(_, expires)| Instant::now() < *expires)
-            .map(|(snapshot, _)| snapshot.clone())
+            .get(&key.who)?
+            .iter()
+            .find(|p| p.listing == key.listing && now < p.expires)
+            .map(|p| p.snapshot.clone())
     }
 
     /// Pins `snapshot` as the reference of the listing `key`.
-    pub fn pin(&self, key: String, snapshot: ListingSnapshot) {
+    pub fn pin(&self, key: ListingKey, snapshot: ListingSnapshot) {
         let now = Instant::now();
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= MAX_SNAPSHOTS {
-            entries.retain(|_, (_, expires)| now < *expires);
+        let mut entries = self.lock();
+        let total: usize = entries.values().map(Vec::len).sum();
+        if total >= MAX_SNAPSHOTS {
+            for listings in entries.values_mut() {
+                listings.retain(|p| now < p.expires);
+            }
+            entries.retain(|_, listings| !listings.is_empty());
         }
-        if entries.len() >= MAX_SNAPSHOTS {
+        let total: usize = entries.values().map(Vec::len).sum();
+        if total >= MAX_SNAPSHOTS {
             // Still full of live listings: drop the one closest to expiry.
             let oldest = entries
                 .iter()
-                .min_by_key(|(_, (_, expires))| *expires)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                entries.remove(&oldest);
+                .flat_map(|(who, listings)| listings.iter().map(move |p| (p.expires, who)))
+                .min()
+                .map(|(_, who)| who.clone());
+            if let Some(who) = oldest
+                && let Some(listings) = entries.get_mut(&who)
+            {
+                listings.sort_by_key(|p| p.expires);
+                listings.remove(0);
             }
         }
-        entries.insert(key, (snapshot, now + SNAPSHOT_LIFETIME));
+        let listings = entries.entry(key.who).or_default();
+        listings.retain(|p| p.listing != key.listing && now < p.expires);
+        if listings.len() >= MAX_SNAPSHOTS_PER_CALLER {
+            listings.sort_by_key(|p| p.expires);
+            listings.remove(0);
+        }
+        listings.push(Pinned {
+            listing: key.listing,
+            snapshot,
+            expires: now + SNAPSHOT_LIFETIME,
+        });
+    }
+
+    /// How many listings are pinned, in all.
+    pub fn len(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Pinned>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -121,9 +181,37 @@ mod tests {
     fn later_pages_read_the_pinned_snapshot() {
         let snapshots = ListingSnapshots::default();
         let snapshot = ListingSnapshot::taken(42, vec![7]);
-        snapshots.pin("k".into(), snapshot.clone());
-        assert_eq!(snapshots.pinned("k", 1), None, "a first page starts afresh");
-        assert_eq!(snapshots.pinned("k", 2), Some(snapshot));
-        assert_eq!(snapshots.pinned("other", 2), None);
+        let key = keyed_listing("k", "/u", None, "page");
+        snapshots.pin(key.clone(), snapshot.clone());
+        assert_eq!(
+            snapshots.pinned(&key, 1),
+            None,
+            "a first page starts afresh"
+        );
+        assert_eq!(snapshots.pinned(&key, 2), Some(snapshot));
+        let other = keyed_listing("other", "/u", None, "page");
+        assert_eq!(snapshots.pinned(&other, 2), None);
+    }
+
+    #[test]
+    fn junk_parameters_cannot_grow_the_cache() {
+        let snapshots = ListingSnapshots::default();
+        let victim = keyed_listing("victim", "/u", Some("email=a"), "page");
+        snapshots.pin(victim.clone(), ListingSnapshot::taken(1, vec![]));
+        for i in 0..5_000 {
+            let junk = format!("junk{i}={}", "x".repeat(1_000));
+            let key = keyed_listing("attacker", "/u", Some(&junk), "page");
+            snapshots.pin(key, ListingSnapshot::taken(i, vec![]));
+        }
+        assert_eq!(snapshots.len(), MAX_SNAPSHOTS_PER_CALLER + 1);
+        assert!(
+            snapshots.pinned(&victim, 2).is_some(),
+            "another caller's listing survives"
+        );
+        for who in 0..MAX_SNAPSHOTS * 2 {
+            let key = keyed_listing(&format!("caller{who}"), "/u", None, "page");
+            snapshots.pin(key, ListingSnapshot::taken(1, vec![]));
+        }
+        assert_eq!(snapshots.len(), MAX_SNAPSHOTS);
     }
 }
