@@ -8,6 +8,7 @@ mod apps_and_policies;
 mod auth_failures;
 mod bad_input;
 mod durability;
+mod hostile_input;
 mod identity_providers;
 mod scim;
 mod sign_in_attacks;

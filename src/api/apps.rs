@@ -202,11 +202,15 @@ impl AppRequest {
             }
         }
         let session_duration = self.session_duration.unwrap_or_else(|| "24h".to_string());
-        if !duration::parse(&session_duration).is_ok_and(|d| !d.is_zero()) {
-            return Err(invalid(
-                "/session_duration",
-                format!("{session_duration:?} is not a duration such as 30m or 24h"),
-            ));
+        match duration::parse(&session_duration) {
+            Ok(d) if !d.is_zero() => {}
+            Ok(_) => {
+                return Err(invalid(
+                    "/session_duration",
+                    "session_duration must be longer than zero, such as 30m or 24h",
+                ));
+            }
+            Err(why) => return Err(invalid("/session_duration", why)),
         }
         let mut allowed_idps = Vec::new();
         for (i, raw) in self.allowed_idps.iter().enumerate() {

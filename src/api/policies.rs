@@ -12,7 +12,7 @@ use super::extract::{AccessJson, AccessQuery, PageLimits, PageParams};
 use crate::app::AppState;
 use crate::auth::Authorized;
 use crate::auth::operations::{AppsRead, AppsWrite};
-use crate::domain::policy::{AccessPolicy, Decision, Rule, Rules};
+use crate::domain::policy::{AccessPolicy, Decision, MAX_RULES_PER_LIST, Rule, Rules};
 use crate::domain::{AccessPolicyId, AccountId, Timestamp, duration};
 use crate::error::{ApiError, Family};
 use crate::store::StoreError;
@@ -201,6 +201,7 @@ impl PolicyRequest {
             exclude: self.exclude,
             require: self.require,
         };
+        check_rules(&rules)?;
         if self.decision == Decision::Bypass && rules.all().any(Rule::is_identity_based) {
             return Err(invalid(
                 "/decision",
@@ -211,12 +212,13 @@ impl PolicyRequest {
             None => None,
             Some(raw) => match duration::parse(&raw) {
                 Ok(d) if !d.is_zero() => Some(raw),
-                _ => {
+                Ok(_) => {
                     return Err(invalid(
                         "/session_duration",
-                        format!("{raw:?} is not a duration such as 30m or 24h"),
+                        "session_duration must be longer than zero, such as 30m or 24h",
                     ));
                 }
+                Err(why) => return Err(invalid("/session_duration", why)),
             },
         };
         Ok(ValidPolicy {
@@ -226,6 +228,28 @@ impl PolicyRequest {
             session_duration,
         })
     }
+}
+
+/// Bounds each rule list and checks each rule's value, naming the first bad one.
+fn check_rules(rules: &Rules) -> Result<(), ApiError> {
+    let lists = [
+        ("include", &rules.include),
+        ("exclude", &rules.exclude),
+        ("require", &rules.require),
+    ];
+    for (name, list) in lists {
+        if list.len() > MAX_RULES_PER_LIST {
+            return Err(invalid(
+                &format!("/{name}"),
+                format!("{name} may hold at most {MAX_RULES_PER_LIST} rules"),
+            ));
+        }
+        for (i, rule) in list.iter().enumerate() {
+            rule.check()
+                .map_err(|why| invalid(&format!("/{name}/{i}"), why))?;
+        }
+    }
+    Ok(())
 }
 
 async fn view(state: &AppState, policy: AccessPolicy) -> Result<PolicyView, ApiError> {

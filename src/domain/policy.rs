@@ -57,7 +57,48 @@ pub enum Rule {
     },
 }
 
+/// Rules one list (include, exclude or require) may hold.
+pub const MAX_RULES_PER_LIST: usize = 500;
+const MAX_ID_CHARS: usize = 128;
+
 impl Rule {
+    /// Why the rule's value cannot be what it names, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Rule::Email { email } => crate::domain::user::Email::parse(email)
+                .map(drop)
+                .map_err(str::to_string),
+            Rule::EmailDomain { domain } => {
+                let plausible = !domain.is_empty()
+                    && domain.len() <= 253
+                    && domain
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+                if plausible {
+                    Ok(())
+                } else {
+                    Err("domain must be a domain name such as example.com".to_string())
+                }
+            }
+            Rule::Geo { country_code } => {
+                if country_code.len() == 2 && country_code.bytes().all(|b| b.is_ascii_alphabetic())
+                {
+                    Ok(())
+                } else {
+                    Err("country_code must be two letters such as US".to_string())
+                }
+            }
+            Rule::LoginMethod { id } | Rule::Group { id } => {
+                if !id.is_empty() && id.chars().count() <= MAX_ID_CHARS {
+                    Ok(())
+                } else {
+                    Err(format!("id must be 1 to {MAX_ID_CHARS} characters"))
+                }
+            }
+            Rule::Everyone {} | Rule::Ip { .. } => Ok(()),
+        }
+    }
+
     /// Whether the rule needs to know who the user is (not allowed in bypass policies).
     pub fn is_identity_based(&self) -> bool {
         matches!(
