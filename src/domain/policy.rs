@@ -341,4 +341,51 @@ mod tests {
             Verdict::Denied(None)
         );
     }
+
+    mod properties {
+        use std::net::{IpAddr, Ipv4Addr};
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn requester(ip: IpAddr) -> Requester {
+            Requester {
+                email: None,
+                ip,
+                country: None,
+                idp_id: None,
+                groups: Vec::new(),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// An IPv4 client matches the same `ip` rules whether it arrives
+            /// as IPv4 or as `::ffff:a.b.c.d` on an IPv6 socket.
+            #[test]
+            fn mapped_ipv4_matches_like_ipv4(addr in any::<u32>(), net in any::<u32>(), prefix in 0u8..=32) {
+                let v4 = Ipv4Addr::from(addr);
+                let rule = Rule::Ip {
+                    ip: IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(net), prefix).unwrap_or_default()),
+                };
+                let plain = rule.matches(&requester(IpAddr::V4(v4)));
+                let mapped = rule.matches(&requester(IpAddr::V6(v4.to_ipv6_mapped())));
+                prop_assert_eq!(plain, mapped);
+            }
+
+            /// Any text as an `ip` rule parses to a network or is refused.
+            #[test]
+            fn any_ip_rule_text_parses_or_is_refused(raw in prop_oneof![
+                any::<String>(),
+                "[0-9a-fA-F:./]{0,50}",
+            ]) {
+                let json = serde_json::json!({"ip": {"ip": raw}}).to_string();
+                if let Ok(Rule::Ip { ip }) = serde_json::from_str::<Rule>(&json) {
+                    prop_assert!(ip.prefix_len() <= ip.max_prefix_len());
+                }
+            }
+        }
+    }
 }

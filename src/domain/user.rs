@@ -146,6 +146,48 @@ mod tests {
         assert!(Email::parse("jürgen@bücher.de").is_ok());
     }
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn address() -> impl Strategy<Value = String> {
+            let part = prop_oneof![
+                "[a-zA-Z0-9._+-]{1,20}",
+                "[äÄöÖßİıЖжΣσ]{1,5}",
+                any::<String>()
+            ];
+            (part.clone(), part, "[a-zA-Z]{2,6}")
+                .prop_map(|(local, domain, tld)| format!("{local}@{domain}.{tld}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any text is an address or a refusal; an accepted address is
+            /// bounded and clean, and its key is its case-folded self, folded
+            /// the same way every time.
+            #[test]
+            fn any_text_parses_or_is_refused(raw in prop_oneof![address(), any::<String>()]) {
+                if let Ok(email) = Email::parse(&raw) {
+                    prop_assert!(email.as_str().chars().count() <= MAX_EMAIL_CHARS);
+                    prop_assert!(!email.as_str().chars().any(|c| c.is_whitespace() || c.is_control()));
+                    prop_assert_eq!(email.key(), email.as_str().to_lowercase());
+                    prop_assert_eq!(Email::key_of(email.key()), email.key());
+                }
+            }
+
+            /// Spellings that differ only in case share a key, in any script.
+            #[test]
+            fn case_never_makes_another_address(raw in address()) {
+                let lower = raw.to_lowercase();
+                if let (Ok(a), Ok(b)) = (Email::parse(&raw), Email::parse(&lower)) {
+                    prop_assert_eq!(a.key(), b.key());
+                }
+            }
+        }
+    }
+
     #[test]
     fn user_ids_are_lowercase_hyphenated_uuids() {
         let id = UserId::parse("F174E90A-FAFE-4643-BBBC-4A0ED4FC8415").map(|i| i.to_string());
