@@ -15,6 +15,7 @@ crate::on_each_backend!(
     ip_rules_match_ipv4_clients_on_an_ipv6_socket,
     forms_from_any_other_origin_are_refused,
     identity_is_answered_only_on_the_token_audience_host,
+    concurrent_seat_changes_stay_consistent,
 );
 
 const MAX_TRIES: usize = 5;
@@ -257,4 +258,74 @@ async fn identity_is_answered_only_on_the_token_audience_host(db: TestDb) {
         let status = ask(&elsewhere).await.map(|r| r.status()).ok();
         assert_eq!(status, Some(StatusCode::UNAUTHORIZED), "{elsewhere}");
     }
+}
+
+/// Concurrent seat changes for one user, some freeing the seat: every one
+/// is answered, the seat ends as one of them asked, and a freed seat leaves
+/// no active session behind.
+async fn concurrent_seat_changes_stay_consistent(db: TestDb) {
+    use crate::common::ADMIN_TOKEN;
+
+    let bed = LoginBed::start(&db, everyone(), &[]).await;
+    let signed_in = bed.sign_in("seated@example.com").await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.html
+    );
+    let users = format!("/accounts/{}/access/users", bed.account);
+    let listed = bed.server.get(&users, ADMIN_TOKEN).await;
+    let user = &listed.result()[0];
+    let (user_id, seat_uid) = (
+        user["id"].as_str().unwrap_or_default().to_string(),
+        user["seat_uid"].as_str().unwrap_or_default().to_string(),
+    );
+    let asks = [(true, false), (false, false), (true, true), (false, true)];
+    let seats = format!("/accounts/{}/access/seats", bed.account);
+    let changes = (0..24)
+        .map(|i| {
+            let (access, gateway) = asks[i % asks.len()];
+            bed.server
+                .http
+                .patch(bed.server.url(&seats))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!([{"seat_uid": seat_uid, "access_seat": access, "gateway_seat": gateway}]))
+        })
+        .collect();
+    for reply in crate::common::burst(changes).await {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let after = bed
+        .server
+        .get(&format!("{users}/{user_id}"), ADMIN_TOKEN)
+        .await;
+    let state = (
+        after.result()["access_seat"].as_bool().unwrap_or_default(),
+        after.result()["gateway_seat"].as_bool().unwrap_or_default(),
+    );
+    assert!(asks.contains(&state), "{state:?}");
+    let sessions = bed
+        .server
+        .get(&format!("{users}/{user_id}/active_sessions"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(sessions.status, StatusCode::OK, "{}", sessions.body);
+    let active = sessions.result().as_array().map_or(usize::MAX, Vec::len);
+    if state == (false, false) {
+        assert_eq!(active, 0, "a freed seat ends every session");
+    }
+    let again = bed.sign_in("seated@example.com").await;
+    assert_eq!(
+        again.status,
+        StatusCode::SEE_OTHER,
+        "the next login takes a seat"
+    );
+
+    let too_many =
+        vec![json!({"seat_uid": seat_uid, "access_seat": true, "gateway_seat": false}); 1_001];
+    let refused = bed
+        .server
+        .call("PATCH", &seats, ADMIN_TOKEN, Some(json!(too_many)))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
 }

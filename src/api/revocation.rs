@@ -127,6 +127,9 @@ impl From<SeatRecord> for SeatView {
     }
 }
 
+/// Seats one request may change, all in one transaction.
+const MAX_SEATS_PER_REQUEST: usize = 1_000;
+
 /// <https://developers.cloudflare.com/api/resources/zero_trust/subresources/seats/methods/edit/>
 ///
 /// All changes or none. Both flags false removes the user from their seat and
@@ -136,6 +139,13 @@ async fn update_seats(
     caller: Authorized<SeatsWrite>,
     AccessJson(body): AccessJson<Vec<SeatRequest>>,
 ) -> Result<Success<Vec<SeatView>>, ApiError> {
+    if body.len() > MAX_SEATS_PER_REQUEST {
+        return Err(ApiError::field(
+            "",
+            format!("at most {MAX_SEATS_PER_REQUEST} seats may be changed in one request"),
+        )
+        .in_family(Family::Access));
+    }
     let mut changes = Vec::with_capacity(body.len());
     for (i, seat) in body.iter().enumerate() {
         let seat_uid = SeatId::parse(&seat.seat_uid).ok_or_else(|| {
