@@ -73,9 +73,12 @@ impl IntoResponse for Page {
             .into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // `same-origin`, not `no-referrer`: under `no-referrer` browsers send
+        // `Origin: null` with the page's own form posts, and the CSRF check
+        // refuses an opaque origin. Other origins still get no referrer.
         headers.insert(
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         );
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
         // No `form-action`: the code form's answer redirects to the
