@@ -272,18 +272,7 @@ fn forged_token(genuine: String) -> impl Strategy<Value = String> {
 async fn forged_application_tokens_are_refused(db: TestDb) {
     let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
     let signed_in = bed.sign_in("holder@example.com").await;
-    let location = signed_in
-        .headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let genuine = location
-        .split("token=")
-        .nth(1)
-        .and_then(|rest| rest.split('&').next())
-        .unwrap_or_else(|| panic!("no token in {location}"))
-        .to_string();
+    let genuine = signed_in.app_token();
     let identity = format!("{}/cdn-cgi/access/get-identity", bed.server.base);
     let ask = |token: String| {
         bed.server

@@ -212,25 +212,6 @@ async fn forms_from_any_other_origin_are_refused(db: TestDb) {
     assert_eq!(visitor.send(own).await.status, StatusCode::OK);
 }
 
-/// The application token that a successful sign-in hands to the application's host.
-fn token_of(signed_in: &crate::common::login::Answer) -> String {
-    let location = signed_in
-        .headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let query = location.split_once('?').map_or("", |(_, q)| q);
-    url_param(query, "token").unwrap_or_else(|| panic!("no token in {location}"))
-}
-
-fn url_param(query: &str, name: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_string())
-}
-
 /// get-identity checks the token against the application of the Host it is
 /// asked on; a Host no application claims has no audience and answers 401.
 async fn identity_is_answered_only_on_the_token_audience_host(db: TestDb) {
@@ -242,7 +223,7 @@ async fn identity_is_answered_only_on_the_token_audience_host(db: TestDb) {
         "{}",
         signed_in.html
     );
-    let token = token_of(&signed_in);
+    let token = signed_in.app_token();
     let ask = |host: &str| {
         bed.server
             .http

@@ -27,6 +27,23 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The application token a successful sign-in hands to the
+    /// application's host, in the `Location` it redirects to.
+    pub fn app_token(&self) -> String {
+        let location = self
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        location
+            .split_once('?')
+            .map_or("", |(_, query)| query)
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .unwrap_or_else(|| panic!("no token in {location:?}"))
+            .to_string()
+    }
+
     /// The value of the hidden form field `name`.
     pub fn field(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");
