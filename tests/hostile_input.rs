@@ -18,6 +18,7 @@ crate::on_each_backend!(
     random_query_strings_are_answered_with_4xx,
     forged_application_tokens_are_refused,
     the_largest_inputs_leave_the_server_answering,
+    junk_query_parameters_do_not_grow_the_listing_cache,
 );
 
 /// Cases per property; each case is one request to the real server.
@@ -431,4 +432,31 @@ async fn the_largest_inputs_leave_the_server_answering(db: TestDb) {
     );
     let again = server.create_account("Still here").await;
     assert!(!again.is_empty());
+}
+
+/// Each first page of a listing pins a snapshot for the pages after it.
+/// Thousands of first pages that differ only in junk parameters, each
+/// carrying 30 KiB of it, must not make the server hold on to them.
+async fn junk_query_parameters_do_not_grow_the_listing_cache(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Cache").await;
+    let users = server.url(&format!("/accounts/{account}/access/users"));
+    let junk = "j".repeat(30 * 1024);
+    let before = server.resident_kib();
+    for round in 0..750 {
+        let requests = (0..8)
+            .map(|i| {
+                server
+                    .http
+                    .get(format!("{users}?x{round}_{i}={junk}"))
+                    .bearer_auth(ADMIN_TOKEN)
+            })
+            .collect();
+        for reply in crate::common::burst(requests).await {
+            assert_eq!(reply.status, StatusCode::OK, "{}", brief(&reply.body));
+        }
+    }
+    let grown_mib = server.resident_kib().saturating_sub(before) / 1024;
+    // 6,000 listings of 30 KiB each would be 175 MiB if they were kept.
+    assert!(grown_mib < 48, "the server grew by {grown_mib} MiB");
 }

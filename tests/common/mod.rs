@@ -267,6 +267,18 @@ impl Server {
         )
     }
 
+    /// The server's resident memory, in KiB, as the kernel reports it.
+    pub fn resident_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_else(|e| panic!("read /proc status: {e}"));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+    }
+
     /// Stops the server the hard way: no shutdown, no flush.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
