@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod activity;
 pub mod admin;
 pub mod apps;
+mod idp_secrets;
 pub mod idps;
 pub mod keys;
 pub mod logins;
@@ -24,6 +25,7 @@ pub mod policies;
 pub mod retention;
 pub mod scim;
 pub mod scim_groups;
+pub mod sealing;
 pub mod snapshot;
 pub mod tokens;
 mod user_pages;
@@ -54,6 +56,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A secret at rest cannot be sealed or opened (wrong or missing secret key).
+    #[error("{0}")]
+    Sealing(String),
+    #[error("cannot prepare the database file: {0}")]
+    File(#[from] std::io::Error),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -67,6 +74,8 @@ pub enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Seals secrets at rest; set by the server once the secret key is loaded.
+    sealer: Option<sealing::Sealer>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of either backend.
@@ -84,7 +93,9 @@ impl Store {
     /// Opens `sqlite://PATH` (created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
+            let options = SqliteConnectOptions::from_str(url)?;
+            crate::private_files::prepare_sqlite_file(options.get_filename())?;
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 // FULL makes every commit durable in WAL mode, not just consistent.
@@ -107,7 +118,22 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Self { pool })
+        Ok(Self { pool, sealer: None })
+    }
+
+    /// This store, sealing and opening secrets at rest with `sealer`.
+    pub fn with_sealer(self, sealer: sealing::Sealer) -> Self {
+        Self {
+            sealer: Some(sealer),
+            ..self
+        }
+    }
+
+    /// The sealer; storing or reading a secret without one is refused.
+    fn sealer(&self) -> StoreResult<&sealing::Sealer> {
+        self.sealer.as_ref().ok_or_else(|| {
+            StoreError::Sealing("no secret key is loaded to seal or open secrets".to_string())
+        })
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
