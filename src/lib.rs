@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod key_maintenance;
 pub mod login;
 pub mod mail;
 pub mod private_files;
@@ -57,11 +58,13 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     state.country_header = config.country_header.as_deref().map(Into::into);
     let app = app::router(state);
     let purger = retention::spawn(store.clone(), config.retention);
+    let key_keeper = key_maintenance::spawn(store.clone(), config.retention.purge_interval);
     tracing::info!(backend = store.backend_name(), %address, "started");
     cli::announce(&format!("accessd listening on http://{address}"));
 
     server::serve(listener, app, config.connections, shutdown_signal()).await;
     purger.abort();
+    key_keeper.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

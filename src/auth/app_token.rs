@@ -56,15 +56,76 @@ pub fn jwk(stored: &StoredKey) -> Jwk {
     }
 }
 
-/// Makes a new RSA key for the account and makes it the signing key.
-pub async fn rotate(store: &Store, account: &AccountId) -> StoreResult<StoredKey> {
+/// The least time between two rotations asked for over the API: each one
+/// costs a key generation and adds a key every validator must fetch and
+/// keep for a week.
+pub const MIN_SECONDS_BETWEEN_ROTATIONS: i64 = 60;
+
+/// What a rotation asked for over the API did.
+pub enum Rotation {
+    Rotated(StoredKey),
+    /// The last rotation is too recent; try again in this many seconds.
+    TooSoon {
+        retry_after_seconds: i64,
+    },
+}
+
+async fn generate(account: &AccountId) -> StoreResult<StoredKey> {
     let account_id = account.to_string();
     // Key generation takes a moment of CPU; keep it off the async workers.
-    let key = tokio::task::spawn_blocking(move || super::signing_key::generate(account_id))
+    tokio::task::spawn_blocking(move || super::signing_key::generate(account_id))
         .await
-        .map_err(|e| StoreError::Corrupt(format!("key generation task: {e}")))??;
+        .map_err(|e| StoreError::Corrupt(format!("key generation task: {e}")))?
+}
+
+/// Makes a new RSA key for the account and makes it the signing key.
+pub async fn rotate(store: &Store, account: &AccountId) -> StoreResult<StoredKey> {
+    let key = generate(account).await?;
     store.install_signing_key(&key).await?;
     Ok(key)
+}
+
+/// A rotation asked for over the API: refused within
+/// [`MIN_SECONDS_BETWEEN_ROTATIONS`] of the previous rotation.
+pub async fn rotate_on_request(store: &Store, account: &AccountId) -> StoreResult<Rotation> {
+    let too_soon = |last: Timestamp| Rotation::TooSoon {
+        retry_after_seconds: (last.unix_seconds() + MIN_SECONDS_BETWEEN_ROTATIONS
+            - Timestamp::now().unix_seconds())
+        .max(1),
+    };
+    let cutoff = Timestamp::now().plus_seconds(-MIN_SECONDS_BETWEEN_ROTATIONS);
+    if let Some(last) = store.last_key_rotation(account).await?
+        && last > cutoff
+    {
+        return Ok(too_soon(last));
+    }
+    let key = generate(account).await?;
+    if store.replace_signing_key(&key, cutoff).await? {
+        return Ok(Rotation::Rotated(key));
+    }
+    // Another rotation won the race.
+    let last = store.last_key_rotation(account).await?;
+    Ok(too_soon(last.unwrap_or_else(Timestamp::now)))
+}
+
+/// Rotates the keys of accounts whose key is older than their rotation
+/// interval, and deletes keys retired too long ago to verify anything.
+pub async fn maintain_keys(store: &Store) -> StoreResult<(usize, u64)> {
+    let now = Timestamp::now();
+    let due = store.accounts_due_for_rotation(now).await?;
+    let mut rotated = 0;
+    for account in due {
+        let Some(account) = AccountId::parse(&account) else {
+            tracing::warn!(%account, "signing key of a malformed account id left alone");
+            continue;
+        };
+        rotate(store, &account).await?;
+        rotated += 1;
+    }
+    let deleted = store
+        .delete_retired_signing_keys(now.plus_seconds(-RETIRED_KEY_GRACE_SECONDS))
+        .await?;
+    Ok((rotated, deleted))
 }
 
 /// The account's signing key, made on first use.

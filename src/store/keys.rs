@@ -133,20 +133,6 @@ impl Store {
         self.keys_from(rows)
     }
 
-    /// Every account's keys still good for verifying, newest first.
-    #[instrument(skip_all)]
-    pub async fn all_signing_keys(&self, verify_until: Timestamp) -> StoreResult<Vec<StoredKey>> {
-        let sql = "SELECT kid, account_id, private_pem, certificate_pem, public_n, public_e, created_at, retired_at FROM access_signing_keys \
-                   WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC";
-        let rows: Vec<KeyRow> = with_pool!(self, |pool| {
-            sqlx::query_as(sql)
-                .bind(verify_until.micros())
-                .fetch_all(pool)
-                .await?
-        });
-        self.keys_from(rows)
-    }
-
     #[instrument(skip_all)]
     pub async fn find_signing_key(&self, kid: &str) -> StoreResult<Option<StoredKey>> {
         let sql = "SELECT kid, account_id, private_pem, certificate_pem, public_n, public_e, created_at, retired_at FROM access_signing_keys WHERE kid = $1";
@@ -159,32 +145,96 @@ impl Store {
     /// Retires the account's current keys and installs `key` as the signing key.
     #[instrument(skip_all)]
     pub async fn install_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        self.replace_signing_key(key, Timestamp::from_micros(i64::MAX))
+            .await
+            .map(|_| ())
+    }
+
+    /// Installs `key` as the signing key unless the current one was itself
+    /// made by a rotation after `rotated_before` (the account's first key
+    /// does not count). Returns whether it was installed; checked in the
+    /// same transaction, so concurrent rotations cannot all pass.
+    #[instrument(skip_all)]
+    pub async fn replace_signing_key(
+        &self,
+        key: &StoredKey,
+        rotated_before: Timestamp,
+    ) -> StoreResult<bool> {
         let sealed = self
             .sealer()?
             .seal(&key.private_pem, &sealed_record(&key.kid))?;
-        with_pool!(self, |pool| {
+        let retire = "UPDATE access_signing_keys SET retired_at = $2 \
+                      WHERE account_id = $1 AND retired_at IS NULL AND (created_at <= $3 \
+                      OR NOT EXISTS (SELECT 1 FROM access_signing_keys r \
+                                     WHERE r.account_id = $1 AND r.retired_at IS NOT NULL))";
+        let installed = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE access_signing_keys SET retired_at = $2 WHERE account_id = $1 AND retired_at IS NULL")
+            let retired = sqlx::query(retire)
                 .bind(&key.account_id)
+                .bind(key.created_at.micros())
+                .bind(rotated_before.micros())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let current: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM access_signing_keys WHERE account_id = $1 AND retired_at IS NULL",
+            )
+            .bind(&key.account_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if retired == 0 && current > 0 {
+                tx.rollback().await?;
+                false
+            } else {
+                sqlx::query(
+                    "INSERT INTO access_signing_keys (kid, account_id, private_pem, certificate_pem, \
+                     public_n, public_e, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&key.kid)
+                .bind(&key.account_id)
+                .bind(&sealed)
+                .bind(&key.certificate_pem)
+                .bind(&key.public_n)
+                .bind(&key.public_e)
                 .bind(key.created_at.micros())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO access_signing_keys (kid, account_id, private_pem, certificate_pem, \
-                 public_n, public_e, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&key.kid)
-            .bind(&key.account_id)
-            .bind(&sealed)
-            .bind(&key.certificate_pem)
-            .bind(&key.public_n)
-            .bind(&key.public_e)
-            .bind(key.created_at.micros())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+                tx.commit().await?;
+                true
+            }
         });
-        Ok(())
+        Ok(installed)
+    }
+
+    /// When the account's signing key was last replaced by a rotation;
+    /// `None` while it still has its first key.
+    #[instrument(skip_all)]
+    pub async fn last_key_rotation(&self, account: &AccountId) -> StoreResult<Option<Timestamp>> {
+        let sql = "SELECT MAX(created_at) FROM access_signing_keys \
+                   WHERE account_id = $1 AND retired_at IS NULL AND EXISTS \
+                   (SELECT 1 FROM access_signing_keys r WHERE r.account_id = $1 AND r.retired_at IS NOT NULL)";
+        let at: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(account.as_str())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(at.map(Timestamp::from_micros))
+    }
+
+    /// Deletes keys retired at or before `retired_before`; returns how many.
+    #[instrument(skip_all)]
+    pub async fn delete_retired_signing_keys(&self, retired_before: Timestamp) -> StoreResult<u64> {
+        let deleted = with_pool!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM access_signing_keys WHERE retired_at IS NOT NULL AND retired_at <= $1",
+            )
+            .bind(retired_before.micros())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(deleted)
     }
 
     #[instrument(skip_all)]

@@ -65,6 +65,39 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the same operation may well succeed if tried again shortly:
+    /// a busy or locked SQLite file, a PostgreSQL serialization failure or
+    /// deadlock, a lost connection, or no free connection in the pool.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Database(err) = self else {
+            return false;
+        };
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| is_transient_code(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite result codes (extended ones carry the primary code in their low
+/// byte) and PostgreSQL SQLSTATEs that mean "try again".
+fn is_transient_code(code: &str) -> bool {
+    const SQLITE_BUSY: i64 = 5;
+    const SQLITE_LOCKED: i64 = 6;
+    if let Ok(sqlite) = code.parse::<i64>() {
+        return matches!(sqlite & 0xff, SQLITE_BUSY | SQLITE_LOCKED);
+    }
+    // 40001 serialization failure, 40P01 deadlock, 55P03 lock wait over
+    // (`lock_timeout`), 08… connection
+    // exception, 53300 too many connections, 57P0x server shutting down.
+    matches!(
+        code,
+        "40001" | "40P01" | "55P03" | "53300" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
+}
+
 #[derive(Clone, Debug)]
 pub enum Pool {
     Sqlite(SqlitePool),
@@ -89,6 +122,13 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// How long a statement waits for a lock another writer holds before the
+/// request is answered 503 with `Retry-After` (SQLite `busy_timeout`,
+/// PostgreSQL `lock_timeout`).
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a request waits for a free pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
 impl Store {
     /// Opens `sqlite://PATH` (created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -101,17 +141,20 @@ impl Store {
                 // FULL makes every commit durable in WAL mode, not just consistent.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(LOCK_WAIT);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .acquire_timeout(POOL_WAIT)
                 .connect_with(options)
                 .await?;
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
+            let lock_wait = format!("{}ms", LOCK_WAIT.as_millis());
+            let options =
+                PgConnectOptions::from_str(url)?.options([("lock_timeout", lock_wait.as_str())]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(POOL_WAIT)
                 .connect_with(options)
                 .await?;
             Pool::Postgres(pool)
