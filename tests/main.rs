@@ -7,6 +7,7 @@ mod accounts;
 mod apps_and_policies;
 mod auth_failures;
 mod bad_input;
+mod connections;
 mod durability;
 mod identity_providers;
 mod raw_db;

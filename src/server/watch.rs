@@ -60,6 +60,9 @@ impl Activity {
             *phase = Phase::ReadingHead {
                 since: Instant::now(),
             };
+            drop(phase);
+            // The watchdog sleeps toward the idle deadline; the head's is sooner.
+            self.changed.notify_one();
         }
     }
 
