@@ -10,6 +10,7 @@ mod bad_input;
 mod connections;
 mod durability;
 mod identity_providers;
+mod key_rotation;
 mod raw_db;
 mod scim;
 mod secrets_at_rest;
