@@ -23,6 +23,12 @@ pub const KNOWN_ENV: &[&str] = &[
     "ACCESSD_PURGE_INTERVAL",
     "ACCESSD_CODES_PER_CLIENT",
     "ACCESSD_CODES_PER_APPLICATION",
+    "ACCESSD_SECRET_KEY_FILE",
+    "ACCESSD_HEADER_TIMEOUT",
+    "ACCESSD_BODY_TIMEOUT",
+    "ACCESSD_IDLE_TIMEOUT",
+    "ACCESSD_MAX_CONNECTIONS",
+    "ACCESSD_SHUTDOWN_GRACE",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://accessd.db";
@@ -61,11 +67,21 @@ pub struct Config {
     #[arg(long, env = "ACCESSD_COUNTRY_HEADER")]
     pub country_header: Option<String>,
 
+    /// The key that seals signing keys and identity-provider secrets in the
+    /// database: 32 bytes as 64 hex digits, made on first start. Default:
+    /// the SQLite file's path plus `.key`, or `accessd-secret.key` in the
+    /// working directory for PostgreSQL. Back it up with the database.
+    #[arg(long, env = "ACCESSD_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub retention: Retention,
 
     #[command(flatten)]
     pub code_limits: CodeLimits,
+
+    #[command(flatten)]
+    pub connections: Connections,
 }
 
 /// How many sign-in codes may be mailed per ten minutes, beyond the fixed
@@ -90,6 +106,31 @@ impl Default for CodeLimits {
             per_application: 500,
         }
     }
+}
+
+/// How long a client may take, and how many may be connected at once.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Connections {
+    /// Time allowed to send a request's line and headers.
+    #[arg(long, env = "ACCESSD_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Time allowed to send a request's body, from the end of its headers.
+    #[arg(long, env = "ACCESSD_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// How long a kept-alive connection may wait for its next request.
+    #[arg(long, env = "ACCESSD_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Connections served at once; further ones wait in the listen queue.
+    #[arg(long, env = "ACCESSD_MAX_CONNECTIONS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// On SIGTERM or SIGINT, how long requests in flight may take to finish
+    /// before their connections are closed.
+    #[arg(long, env = "ACCESSD_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 /// Where sign-in codes go.

@@ -85,9 +85,20 @@ pub enum ApiError {
     NotFound { code: u32, message: String },
     #[error("{message}")]
     Conflict { code: u32, message: String },
+    #[error("{message}")]
+    TooManyRequests {
+        retry_after_seconds: u64,
+        message: String,
+    },
+    /// The database is busy or unreachable for a moment: retrying helps.
+    #[error("database temporarily unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// Seconds a client is asked to wait before retrying after a 503.
+const UNAVAILABLE_RETRY_SECONDS: u64 = 1;
 
 /// Which part of the API answers: Access endpoints word their validation
 /// errors the way the Access service does (`access.api.error.…`).
@@ -260,6 +271,17 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 vec![ErrorItem::new(*code, message.clone())],
             ),
+            ApiError::TooManyRequests { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                vec![ErrorItem::new(971, message.clone())],
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![ErrorItem::new(
+                    10503,
+                    "Service temporarily unavailable; please retry later",
+                )],
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 vec![ErrorItem::new(
@@ -284,6 +306,17 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(%cause, "request failed");
         }
+        if let ApiError::Unavailable(cause) = &self {
+            tracing::warn!(%cause, "database busy or unreachable; asked the client to retry");
+        }
+        let retry_after = match &self {
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_SECONDS),
+            _ => None,
+        };
         let (status, errors) = self.parts();
         let unread_body = matches!(self, ApiError::PayloadTooLarge { .. });
         let body = FailureBody {
@@ -298,6 +331,16 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("true"));
         }
         if unread_body {
             // The rest of the body was never read, so this connection cannot carry another request.
@@ -314,6 +357,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Conflict(what) => ApiError::conflict(1009, what),
             StoreError::UnknownReference(what) => ApiError::invalid(None, what),
+            other if other.is_transient() => ApiError::Unavailable(other.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

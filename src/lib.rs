@@ -12,13 +12,15 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod key_maintenance;
 pub mod login;
 pub mod mail;
+pub mod private_files;
 pub mod retention;
 pub mod scim;
+pub mod secret_key;
+pub mod server;
 pub mod store;
-
-use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
@@ -28,11 +30,17 @@ use crate::store::Store;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Opens the database, migrates it, makes sure an admin token exists, and
-/// serves until SIGINT or SIGTERM; requests in flight are finished first.
+/// Opens the database, migrates it, unlocks its sealed secrets, makes sure
+/// an admin token exists, and serves until SIGINT or SIGTERM; requests in
+/// flight then get the shutdown grace period to finish.
 pub async fn serve(config: Config) -> Result<(), BoxError> {
     let store = Store::connect(&config.database.url).await?;
     store.migrate().await?;
+    let key_file = config
+        .secret_key_file
+        .clone()
+        .unwrap_or_else(|| secret_key::default_path(&config.database.url));
+    let store = secret_key::unlock(store, &key_file).await?;
     cli::admin::ensure_admin_token(&store, config.admin_token.as_ref()).await?;
 
     let listener = TcpListener::bind(config.listen).await?;
@@ -51,16 +59,13 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     state.code_limits = config.code_limits;
     let app = app::router(state);
     let purger = retention::spawn(store.clone(), config.retention);
+    let key_keeper = key_maintenance::spawn(store.clone(), config.retention.purge_interval);
     tracing::info!(backend = store.backend_name(), %address, "started");
     cli::announce(&format!("accessd listening on http://{address}"));
 
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    server::serve(listener, app, config.connections, shutdown_signal()).await;
     purger.abort();
+    key_keeper.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

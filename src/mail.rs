@@ -124,14 +124,20 @@ impl Mailer {
                 transport.send(message).await?;
             }
             Mailer::Outbox { dir, .. } => {
-                tokio::fs::create_dir_all(dir).await?;
                 let name = format!(
                     "{}-{}.eml",
                     crate::domain::Timestamp::now().micros(),
                     crate::domain::activity::new_ray_id()
                 );
                 let path = dir.join(name);
-                tokio::fs::write(&path, message.formatted()).await?;
+                // The message holds a live sign-in code: owner-only folder and file.
+                let (dir, file, bytes) = (dir.clone(), path.clone(), message.formatted());
+                tokio::task::spawn_blocking(move || {
+                    crate::private_files::create_dir_owner_only(&dir)?;
+                    crate::private_files::write_new_owner_only(&file, &bytes)
+                })
+                .await
+                .map_err(std::io::Error::other)??;
                 tracing::info!(path = %path.display(), "sign-in code written to the outbox");
             }
         }

@@ -11,7 +11,7 @@ use super::envelope::Success;
 use super::extract::AccessJson;
 use crate::app::AppState;
 use crate::auth::Authorized;
-use crate::auth::app_token;
+use crate::auth::app_token::{self, Rotation};
 use crate::auth::operations::{IdpsRead, IdpsWrite};
 use crate::domain::{AccountId, Timestamp};
 use crate::error::{ApiError, Family};
@@ -83,10 +83,22 @@ async fn update_keys(
 /// <https://developers.cloudflare.com/api/resources/zero_trust/subresources/access/subresources/keys/methods/rotate/>
 ///
 /// The new key signs from now on; the previous one keeps verifying for a week.
+/// A rotation within a minute of the previous one is refused with 429 and
+/// `Retry-After`.
 async fn rotate_keys(
     State(state): State<AppState>,
     caller: Authorized<IdpsWrite>,
 ) -> Result<Success<KeysView>, ApiError> {
-    app_token::rotate(&state.store, &caller.account).await?;
-    Ok(Success::ok(view(&state, &caller.account).await?))
+    match app_token::rotate_on_request(&state.store, &caller.account).await? {
+        Rotation::Rotated(_) => Ok(Success::ok(view(&state, &caller.account).await?)),
+        Rotation::TooSoon {
+            retry_after_seconds,
+        } => Err(ApiError::TooManyRequests {
+            retry_after_seconds: u64::try_from(retry_after_seconds).unwrap_or(1),
+            message: format!(
+                "access.api.error.rate_limited: keys were rotated less than {} seconds ago",
+                app_token::MIN_SECONDS_BETWEEN_ROTATIONS
+            ),
+        }),
+    }
 }

@@ -5,14 +5,8 @@
 //! keeps verifying (and stays in `/cdn-cgi/access/certs`) for a week, so
 //! tokens issued just before a rotation stay valid.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::traits::PublicKeyParts;
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::domain::{AccountId, Timestamp};
 use crate::store::keys::StoredKey;
@@ -20,7 +14,6 @@ use crate::store::{Store, StoreError, StoreResult};
 
 /// How long a retired key keeps verifying.
 pub const RETIRED_KEY_GRACE_SECONDS: i64 = 7 * 24 * 3600;
-const KEY_BITS: usize = 2048;
 
 /// The claims of an application token, as Cloudflare Access issues them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,75 +56,76 @@ pub fn jwk(stored: &StoredKey) -> Jwk {
     }
 }
 
-/// A self-signed X.509 certificate for the key, for validators that want
-/// `public_cert` (PEM) rather than a JWK.
-fn self_signed_certificate(private: &RsaPrivateKey) -> StoreResult<String> {
-    use std::str::FromStr;
-    use std::time::Duration;
+/// The least time between two rotations asked for over the API: each one
+/// costs a key generation and adds a key every validator must fetch and
+/// keep for a week.
+pub const MIN_SECONDS_BETWEEN_ROTATIONS: i64 = 60;
 
-    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-    use x509_cert::der::EncodePem;
-    use x509_cert::name::Name;
-    use x509_cert::serial_number::SerialNumber;
-    use x509_cert::spki::SubjectPublicKeyInfoOwned;
-    use x509_cert::time::Validity;
+/// What a rotation asked for over the API did.
+pub enum Rotation {
+    Rotated(StoredKey),
+    /// The last rotation is too recent; try again in this many seconds.
+    TooSoon {
+        retry_after_seconds: i64,
+    },
+}
 
-    let failed = |what: &str, e: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!("certificate {what}: {e}"))
-    };
-    let public_der = RsaPublicKey::from(private)
-        .to_public_key_der()
-        .map_err(|e| failed("key", &e))?;
-    let spki = SubjectPublicKeyInfoOwned::try_from(public_der.as_bytes())
-        .map_err(|e| failed("key", &e))?;
-    let serial_bytes: [u8; 8] = rand::Rng::r#gen(&mut rand::rngs::OsRng);
-    let serial = SerialNumber::new(&[&[0x01], &serial_bytes[..]].concat())
-        .map_err(|e| failed("serial", &e))?;
-    let validity = Validity::from_now(Duration::from_secs(2 * 365 * 24 * 3600))
-        .map_err(|e| failed("validity", &e))?;
-    let subject = Name::from_str("CN=accessd application token signing key")
-        .map_err(|e| failed("name", &e))?;
-    let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(private.clone());
-    let builder = CertificateBuilder::new(Profile::Root, serial, validity, subject, spki, &signer)
-        .map_err(|e| failed("builder", &e))?;
-    let certificate = builder
-        .build::<rsa::pkcs1v15::Signature>()
-        .map_err(|e| failed("signature", &e))?;
-    certificate
-        .to_pem(LineEnding::LF)
-        .map_err(|e| failed("encoding", &e))
+async fn generate(account: &AccountId) -> StoreResult<StoredKey> {
+    let account_id = account.to_string();
+    // Key generation takes a moment of CPU; keep it off the async workers.
+    tokio::task::spawn_blocking(move || super::signing_key::generate(account_id))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("key generation task: {e}")))?
 }
 
 /// Makes a new RSA key for the account and makes it the signing key.
 pub async fn rotate(store: &Store, account: &AccountId) -> StoreResult<StoredKey> {
-    let account_id = account.to_string();
-    // Key generation takes a moment of CPU; keep it off the async workers.
-    let key = tokio::task::spawn_blocking(move || -> StoreResult<StoredKey> {
-        let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS)
-            .map_err(|e| StoreError::Corrupt(format!("key generation: {e}")))?;
-        let public = RsaPublicKey::from(&private);
-        let der = public
-            .to_public_key_der()
-            .map_err(|e| StoreError::Corrupt(format!("key encoding: {e}")))?;
-        let pem = private
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| StoreError::Corrupt(format!("key encoding: {e}")))?;
-        let certificate_pem = self_signed_certificate(&private)?;
-        Ok(StoredKey {
-            kid: hex::encode(Sha256::digest(der.as_bytes())),
-            account_id,
-            private_pem: pem.to_string(),
-            certificate_pem,
-            public_n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-            public_e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-            created_at: Timestamp::now(),
-            retired_at: None,
-        })
-    })
-    .await
-    .map_err(|e| StoreError::Corrupt(format!("key generation task: {e}")))??;
+    let key = generate(account).await?;
     store.install_signing_key(&key).await?;
     Ok(key)
+}
+
+/// A rotation asked for over the API: refused within
+/// [`MIN_SECONDS_BETWEEN_ROTATIONS`] of the previous rotation.
+pub async fn rotate_on_request(store: &Store, account: &AccountId) -> StoreResult<Rotation> {
+    let too_soon = |last: Timestamp| Rotation::TooSoon {
+        retry_after_seconds: (last.unix_seconds() + MIN_SECONDS_BETWEEN_ROTATIONS
+            - Timestamp::now().unix_seconds())
+        .max(1),
+    };
+    let cutoff = Timestamp::now().plus_seconds(-MIN_SECONDS_BETWEEN_ROTATIONS);
+    if let Some(last) = store.last_key_rotation(account).await?
+        && last > cutoff
+    {
+        return Ok(too_soon(last));
+    }
+    let key = generate(account).await?;
+    if store.replace_signing_key(&key, cutoff).await? {
+        return Ok(Rotation::Rotated(key));
+    }
+    // Another rotation won the race.
+    let last = store.last_key_rotation(account).await?;
+    Ok(too_soon(last.unwrap_or_else(Timestamp::now)))
+}
+
+/// Rotates the keys of accounts whose key is older than their rotation
+/// interval, and deletes keys retired too long ago to verify anything.
+pub async fn maintain_keys(store: &Store) -> StoreResult<(usize, u64)> {
+    let now = Timestamp::now();
+    let due = store.accounts_due_for_rotation(now).await?;
+    let mut rotated = 0;
+    for account in due {
+        let Some(account) = AccountId::parse(&account) else {
+            tracing::warn!(%account, "signing key of a malformed account id left alone");
+            continue;
+        };
+        rotate(store, &account).await?;
+        rotated += 1;
+    }
+    let deleted = store
+        .delete_retired_signing_keys(now.plus_seconds(-RETIRED_KEY_GRACE_SECONDS))
+        .await?;
+    Ok((rotated, deleted))
 }
 
 /// The account's signing key, made on first use.

@@ -9,6 +9,7 @@ pub mod app_token;
 mod credentials;
 mod extract;
 pub mod operations;
+pub mod signing_key;
 
 pub use credentials::{Principal, identify};
 pub use extract::{Admin, Authenticated, Authorized, Presented, client_ip};

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (migrates the database first).
-    Serve(Config),
+    Serve(Box<Config>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Replace the admin token with a new one and print it (offline, against the database).
@@ -47,7 +47,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         tracing::warn!(variable = %name, "unknown ACCESSD_ environment variable; is it misspelled?");
     }
     match cli.command {
-        Command::Serve(config) => crate::serve(config).await,
+        Command::Serve(config) => crate::serve(*config).await,
         Command::Migrate(database) => {
             let store = Store::connect(&database.url).await?;
             store.migrate().await?;

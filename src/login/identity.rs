@@ -205,17 +205,17 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
 
 /// `GET /cdn-cgi/access/certs`: the public keys that verify application
 /// tokens, as JWKs (`keys`) and as self-signed certificates (`public_cert`
-/// for the signing key, `public_certs` for all): on an application's host,
-/// its account's; elsewhere, every account's.
+/// for the signing key, `public_certs` for all) of the account whose
+/// application owns the host. On a host no application owns, an empty key
+/// set: one account's keys are never listed to another's visitors.
 pub async fn certs(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, LoginError> {
     let host = host_of(&headers);
-    let cutoff = Timestamp::now().plus_seconds(-app_token::RETIRED_KEY_GRACE_SECONDS);
     let keys = match state.store.find_app_by_host(&host).await? {
         Some(app) => app_token::verifying_keys(&state.store, &app.account_id).await?,
-        None => state.store.all_signing_keys(cutoff).await?,
+        None => Vec::new(),
     };
     let jwks: Vec<_> = keys.iter().map(app_token::jwk).collect();
     let pem =

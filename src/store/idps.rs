@@ -50,12 +50,17 @@ pub struct IdpFilter {
 }
 
 impl Store {
+    fn idp_from_row(&self, mut row: IdpRow) -> StoreResult<IdentityProvider> {
+        row.config = self.idp_config_from_storage(&row.id, &row.config)?;
+        IdentityProvider::try_from(row)
+    }
+
     #[instrument(skip_all)]
     pub async fn create_idp(&self, idp: &IdentityProvider) -> StoreResult<()> {
         let sql = "INSERT INTO access_identity_providers (id, account_id, name, kind, config, \
                    scim_enabled, scim_user_deprovision, scim_seat_deprovision, scim_identity_update, \
                    created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        let config = serde_json::to_string(&idp.config).map_err(corrupt)?;
+        let config = self.idp_config_for_storage(idp)?;
         with_pool!(self, |pool| {
             sqlx::query(sql)
                 .bind(idp.id.as_str())
@@ -92,7 +97,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(IdentityProvider::try_from).transpose()
+        row.map(|row| self.idp_from_row(row)).transpose()
     }
 
     /// Whether the account already has a provider of `kind` (other than `except`).
@@ -142,7 +147,7 @@ impl Store {
         Ok(Page {
             items: rows
                 .into_iter()
-                .map(IdentityProvider::try_from)
+                .map(|row| self.idp_from_row(row))
                 .collect::<StoreResult<_>>()?,
             request: page,
             total_count,
@@ -154,7 +159,7 @@ impl Store {
         let sql = "UPDATE access_identity_providers SET name = $3, config = $4, scim_enabled = $5, \
                    scim_user_deprovision = $6, scim_seat_deprovision = $7, scim_identity_update = $8, \
                    updated_at = $9 WHERE id = $1 AND account_id = $2";
-        let config = serde_json::to_string(&idp.config).map_err(corrupt)?;
+        let config = self.idp_config_for_storage(idp)?;
         let affected = with_pool!(self, |pool| {
             sqlx::query(sql)
                 .bind(idp.id.as_str())

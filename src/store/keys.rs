@@ -1,9 +1,10 @@
 use tracing::instrument;
 
+use super::sealing::is_sealed;
 use super::{Store, StoreResult, with_pool};
 use crate::domain::{AccountId, Timestamp};
 
-/// One signing key as stored: its id, PKCS#8 PEM private key and life.
+/// One signing key: its id, PKCS#8 PEM private key (sealed at rest) and life.
 #[derive(Clone)]
 pub struct StoredKey {
     pub kid: String,
@@ -37,16 +38,74 @@ type KeyRow = (
     Option<i64>,
 );
 
-fn key_from(row: KeyRow) -> StoredKey {
-    StoredKey {
-        kid: row.0,
-        account_id: row.1,
-        private_pem: row.2,
-        certificate_pem: row.3,
-        public_n: row.4,
-        public_e: row.5,
-        created_at: Timestamp::from_micros(row.6),
-        retired_at: row.7.map(Timestamp::from_micros),
+/// What the sealed private key of `kid` is bound to.
+fn sealed_record(kid: &str) -> String {
+    format!("signing key {kid}")
+}
+
+impl Store {
+    fn key_from(&self, row: KeyRow) -> StoreResult<StoredKey> {
+        let private_pem = self.sealer()?.open(&row.2, &sealed_record(&row.0))?;
+        Ok(StoredKey {
+            kid: row.0,
+            account_id: row.1,
+            private_pem,
+            certificate_pem: row.3,
+            public_n: row.4,
+            public_e: row.5,
+            created_at: Timestamp::from_micros(row.6),
+            retired_at: row.7.map(Timestamp::from_micros),
+        })
+    }
+
+    fn keys_from(&self, rows: Vec<KeyRow>) -> StoreResult<Vec<StoredKey>> {
+        rows.into_iter().map(|row| self.key_from(row)).collect()
+    }
+
+    /// Seals signing keys an older version stored in clear, and checks that
+    /// every sealed one opens with the loaded secret key. Returns how many
+    /// keys were sealed now.
+    #[instrument(skip_all)]
+    pub async fn seal_signing_keys_at_rest(&self) -> StoreResult<usize> {
+        let sealer = self.sealer()?;
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT kid, private_pem FROM access_signing_keys")
+                .fetch_all(pool)
+                .await?
+        });
+        let mut sealed_now = 0;
+        for (kid, stored) in rows {
+            let record = sealed_record(&kid);
+            if is_sealed(&stored) {
+                sealer.open(&stored, &record)?;
+                continue;
+            }
+            let sealed = sealer.seal(&stored, &record)?;
+            with_pool!(self, |pool| {
+                sqlx::query("UPDATE access_signing_keys SET private_pem = $2 WHERE kid = $1 AND private_pem = $3")
+                    .bind(&kid)
+                    .bind(&sealed)
+                    .bind(&stored)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            sealed_now += 1;
+        }
+        Ok(sealed_now)
+    }
+
+    /// Whether any signing key is stored sealed (so a secret key must exist).
+    #[instrument(skip_all)]
+    pub async fn has_sealed_signing_keys(&self) -> StoreResult<bool> {
+        let count: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM access_signing_keys WHERE private_pem LIKE 'sealed:%'",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count > 0)
     }
 }
 
@@ -71,21 +130,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        Ok(rows.into_iter().map(key_from).collect())
-    }
-
-    /// Every account's keys still good for verifying, newest first.
-    #[instrument(skip_all)]
-    pub async fn all_signing_keys(&self, verify_until: Timestamp) -> StoreResult<Vec<StoredKey>> {
-        let sql = "SELECT kid, account_id, private_pem, certificate_pem, public_n, public_e, created_at, retired_at FROM access_signing_keys \
-                   WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC";
-        let rows: Vec<KeyRow> = with_pool!(self, |pool| {
-            sqlx::query_as(sql)
-                .bind(verify_until.micros())
-                .fetch_all(pool)
-                .await?
-        });
-        Ok(rows.into_iter().map(key_from).collect())
+        self.keys_from(rows)
     }
 
     #[instrument(skip_all)]
@@ -94,35 +139,102 @@ impl Store {
         let row: Option<KeyRow> = with_pool!(self, |pool| {
             sqlx::query_as(sql).bind(kid).fetch_optional(pool).await?
         });
-        Ok(row.map(key_from))
+        row.map(|row| self.key_from(row)).transpose()
     }
 
     /// Retires the account's current keys and installs `key` as the signing key.
     #[instrument(skip_all)]
     pub async fn install_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
-        with_pool!(self, |pool| {
+        self.replace_signing_key(key, Timestamp::from_micros(i64::MAX))
+            .await
+            .map(|_| ())
+    }
+
+    /// Installs `key` as the signing key unless the current one was itself
+    /// made by a rotation after `rotated_before` (the account's first key
+    /// does not count). Returns whether it was installed; checked in the
+    /// same transaction, so concurrent rotations cannot all pass.
+    #[instrument(skip_all)]
+    pub async fn replace_signing_key(
+        &self,
+        key: &StoredKey,
+        rotated_before: Timestamp,
+    ) -> StoreResult<bool> {
+        let sealed = self
+            .sealer()?
+            .seal(&key.private_pem, &sealed_record(&key.kid))?;
+        let retire = "UPDATE access_signing_keys SET retired_at = $2 \
+                      WHERE account_id = $1 AND retired_at IS NULL AND (created_at <= $3 \
+                      OR NOT EXISTS (SELECT 1 FROM access_signing_keys r \
+                                     WHERE r.account_id = $1 AND r.retired_at IS NOT NULL))";
+        let installed = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE access_signing_keys SET retired_at = $2 WHERE account_id = $1 AND retired_at IS NULL")
+            let retired = sqlx::query(retire)
                 .bind(&key.account_id)
+                .bind(key.created_at.micros())
+                .bind(rotated_before.micros())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let current: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM access_signing_keys WHERE account_id = $1 AND retired_at IS NULL",
+            )
+            .bind(&key.account_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if retired == 0 && current > 0 {
+                tx.rollback().await?;
+                false
+            } else {
+                sqlx::query(
+                    "INSERT INTO access_signing_keys (kid, account_id, private_pem, certificate_pem, \
+                     public_n, public_e, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&key.kid)
+                .bind(&key.account_id)
+                .bind(&sealed)
+                .bind(&key.certificate_pem)
+                .bind(&key.public_n)
+                .bind(&key.public_e)
                 .bind(key.created_at.micros())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO access_signing_keys (kid, account_id, private_pem, certificate_pem, \
-                 public_n, public_e, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&key.kid)
-            .bind(&key.account_id)
-            .bind(&key.private_pem)
-            .bind(&key.certificate_pem)
-            .bind(&key.public_n)
-            .bind(&key.public_e)
-            .bind(key.created_at.micros())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+                tx.commit().await?;
+                true
+            }
         });
-        Ok(())
+        Ok(installed)
+    }
+
+    /// When the account's signing key was last replaced by a rotation;
+    /// `None` while it still has its first key.
+    #[instrument(skip_all)]
+    pub async fn last_key_rotation(&self, account: &AccountId) -> StoreResult<Option<Timestamp>> {
+        let sql = "SELECT MAX(created_at) FROM access_signing_keys \
+                   WHERE account_id = $1 AND retired_at IS NULL AND EXISTS \
+                   (SELECT 1 FROM access_signing_keys r WHERE r.account_id = $1 AND r.retired_at IS NOT NULL)";
+        let at: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(account.as_str())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(at.map(Timestamp::from_micros))
+    }
+
+    /// Deletes keys retired at or before `retired_before`; returns how many.
+    #[instrument(skip_all)]
+    pub async fn delete_retired_signing_keys(&self, retired_before: Timestamp) -> StoreResult<u64> {
+        let deleted = with_pool!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM access_signing_keys WHERE retired_at IS NOT NULL AND retired_at <= $1",
+            )
+            .bind(retired_before.micros())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(deleted)
     }
 
     #[instrument(skip_all)]

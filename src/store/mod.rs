@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod activity;
 pub mod admin;
 pub mod apps;
+mod idp_secrets;
 pub mod idps;
 pub mod keys;
 pub mod logins;
@@ -24,6 +25,7 @@ pub mod policies;
 pub mod retention;
 pub mod scim;
 pub mod scim_groups;
+pub mod sealing;
 pub mod snapshot;
 pub mod throttle;
 pub mod tokens;
@@ -55,9 +57,47 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A secret at rest cannot be sealed or opened (wrong or missing secret key).
+    #[error("{0}")]
+    Sealing(String),
+    #[error("cannot prepare the database file: {0}")]
+    File(#[from] std::io::Error),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// Whether the same operation may well succeed if tried again shortly:
+    /// a busy or locked SQLite file, a PostgreSQL serialization failure or
+    /// deadlock, a lost connection, or no free connection in the pool.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Database(err) = self else {
+            return false;
+        };
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| is_transient_code(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite result codes (extended ones carry the primary code in their low
+/// byte) and PostgreSQL SQLSTATEs that mean "try again".
+fn is_transient_code(code: &str) -> bool {
+    const SQLITE_BUSY: i64 = 5;
+    const SQLITE_LOCKED: i64 = 6;
+    if let Ok(sqlite) = code.parse::<i64>() {
+        return matches!(sqlite & 0xff, SQLITE_BUSY | SQLITE_LOCKED);
+    }
+    // 40001 serialization failure, 40P01 deadlock, 55P03 lock wait over
+    // (`lock_timeout`), 08… connection
+    // exception, 53300 too many connections, 57P0x server shutting down.
+    matches!(
+        code,
+        "40001" | "40P01" | "55P03" | "53300" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
+}
 
 #[derive(Clone, Debug)]
 pub enum Pool {
@@ -68,6 +108,8 @@ pub enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Seals secrets at rest; set by the server once the secret key is loaded.
+    sealer: Option<sealing::Sealer>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of either backend.
@@ -81,34 +123,61 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// How long a statement waits for a lock another writer holds before the
+/// request is answered 503 with `Retry-After` (SQLite `busy_timeout`,
+/// PostgreSQL `lock_timeout`).
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a request waits for a free pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
 impl Store {
     /// Opens `sqlite://PATH` (created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
+            let options = SqliteConnectOptions::from_str(url)?;
+            crate::private_files::prepare_sqlite_file(options.get_filename())?;
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 // FULL makes every commit durable in WAL mode, not just consistent.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(LOCK_WAIT);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .acquire_timeout(POOL_WAIT)
                 .connect_with(options)
                 .await?;
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
+            let lock_wait = format!("{}ms", LOCK_WAIT.as_millis());
+            let options =
+                PgConnectOptions::from_str(url)?.options([("lock_timeout", lock_wait.as_str())]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(POOL_WAIT)
                 .connect_with(options)
                 .await?;
             Pool::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Self { pool })
+        Ok(Self { pool, sealer: None })
+    }
+
+    /// This store, sealing and opening secrets at rest with `sealer`.
+    pub fn with_sealer(self, sealer: sealing::Sealer) -> Self {
+        Self {
+            sealer: Some(sealer),
+            ..self
+        }
+    }
+
+    /// The sealer; storing or reading a secret without one is refused.
+    fn sealer(&self) -> StoreResult<&sealing::Sealer> {
+        self.sealer.as_ref().ok_or_else(|| {
+            StoreError::Sealing("no secret key is loaded to seal or open secrets".to_string())
+        })
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {

@@ -75,8 +75,22 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The secret key file for a PostgreSQL database (a SQLite one keeps its
+    /// key next to the database file, the default).
+    pub fn secret_key_file(&self) -> Option<std::path::PathBuf> {
+        match self {
+            TestDb::Sqlite { .. } => None,
+            TestDb::Postgres { name, .. } => Some(std::env::temp_dir().join(format!("{name}.key"))),
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if let Some(key_file) = self.secret_key_file() {
+            let _ = std::fs::remove_file(key_file);
+        }
         if let TestDb::Postgres { admin_url, name } = self {
             let (url, name) = (admin_url.clone(), name.clone());
             // A fresh thread with its own runtime, since Drop cannot await.
@@ -169,6 +183,9 @@ impl Server {
             .env("ACCESSD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(key_file) = db.secret_key_file() {
+            command.env("ACCESSD_SECRET_KEY_FILE", key_file);
+        }
         for (key, value) in env {
             command.env(key, value);
         }
@@ -291,6 +308,23 @@ impl Server {
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(sent.is_ok_and(|s| s.success()), "kill -TERM");
         self.child.wait().is_ok_and(|status| status.success())
+    }
+}
+
+impl Server {
+    /// Sends SIGTERM; whether the process exited (with success) within `limit`.
+    pub fn terminate_within(&mut self, limit: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM");
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 }
 
