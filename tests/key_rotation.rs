@@ -190,30 +190,7 @@ async fn a_locked_database_answers_503_with_retry_after(db: TestDb) {
     let server = Server::start(&db).await;
     server.create_account("Home").await;
     // Another writer holds the lock on the table the request writes.
-    let (sqlite_lock, pg_lock);
-    if db.secret_key_file().is_none() {
-        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&server.database_url)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        (sqlite_lock, pg_lock) = (Some(conn), None);
-    } else {
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server.database_url)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("BEGIN")
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        (sqlite_lock, pg_lock) = (None, Some(conn));
-    }
+    let lock = crate::common::WriteLock::hold(&db, "accounts").await;
     let busy = server
         .post("/accounts", ADMIN_TOKEN, json!({"name": "Second"}))
         .await;
@@ -230,7 +207,7 @@ async fn a_locked_database_answers_503_with_retry_after(db: TestDb) {
             .and_then(|v| v.to_str().ok()),
         Some("1")
     );
-    drop((sqlite_lock, pg_lock));
+    drop(lock);
     let done = server
         .post("/accounts", ADMIN_TOKEN, json!({"name": "Second"}))
         .await;

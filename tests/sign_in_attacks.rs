@@ -16,6 +16,7 @@ crate::on_each_backend!(
     forms_from_any_other_origin_are_refused,
     identity_is_answered_only_on_the_token_audience_host,
     concurrent_seat_changes_stay_consistent,
+    a_busy_database_asks_the_sign_in_page_to_retry,
 );
 
 const MAX_TRIES: usize = 5;
@@ -309,4 +310,29 @@ async fn concurrent_seat_changes_stay_consistent(db: TestDb) {
         .call("PATCH", &seats, ADMIN_TOKEN, Some(json!(too_many)))
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+}
+
+/// A sign-in page that meets a locked database answers 503 with
+/// Retry-After, like the API, and works once the lock is gone.
+async fn a_busy_database_asks_the_sign_in_page_to_retry(db: TestDb) {
+    let bed = LoginBed::start(&db, everyone(), &[]).await;
+    let mut visitor = bed.visitor();
+    let login = visitor.open_login(&bed.host).await;
+    let lock = crate::common::WriteLock::hold(&db, "throttle_windows").await;
+    let busy = visitor.send_code(&login, "patient@example.com").await;
+    assert_eq!(
+        busy.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        busy.html
+    );
+    assert_eq!(
+        busy.headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    drop(lock);
+    let sent = visitor.send_code(&login, "patient@example.com").await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.html);
 }

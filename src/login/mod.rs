@@ -50,6 +50,17 @@ pub struct LoginError(Page);
 
 impl From<ApiError> for LoginError {
     fn from(err: ApiError) -> Self {
+        if let ApiError::Unavailable(cause) = &err {
+            tracing::warn!(%cause, "sign-in page met a busy database; asked to retry");
+            return LoginError(
+                error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Busy",
+                    "The service is busy for a moment. Try again in a second.",
+                )
+                .with_retry_after(1),
+            );
+        }
         if let ApiError::Internal(cause) = &err {
             tracing::error!(%cause, "sign-in failed");
         }

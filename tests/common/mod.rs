@@ -334,6 +334,46 @@ impl Drop for Server {
     }
 }
 
+/// Another writer's open transaction holding the write lock on `table`
+/// (SQLite locks the whole file); released when dropped.
+pub enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    pub async fn hold(db: &TestDb, table: &str) -> WriteLock {
+        let url = db.url();
+        match db {
+            TestDb::Sqlite { .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                WriteLock::Sqlite(conn)
+            }
+            TestDb::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                for statement in [
+                    "BEGIN",
+                    &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
+                ] {
+                    sqlx::query(statement)
+                        .execute(&mut conn)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+                WriteLock::Postgres(conn)
+            }
+        }
+    }
+}
+
 /// Sends all requests at once and waits for every answer (in request order).
 pub async fn burst(requests: Vec<reqwest::RequestBuilder>) -> Vec<Reply> {
     all_at_once(requests, Server::reply).await
