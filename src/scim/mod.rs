@@ -8,6 +8,8 @@ pub mod error;
 pub mod filter;
 mod groups;
 pub mod patch;
+mod projection;
+pub mod schema;
 mod users;
 
 use axum::Router;

@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 use super::auth::ScimCaller;
 use super::error::ScimError;
 use super::filter::{AttrPath, Filter, get_ci};
-use super::patch::{self, PatchRequest, loosen_booleans};
+use super::patch::{self, PatchRequest};
+use super::projection::Projection;
+use super::schema;
 use super::{MAX_COUNT, ScimJson, USER_SCHEMA, list_response, scim_json};
 use crate::api::snapshots::keyed_listing;
 use crate::app::AppState;
@@ -23,9 +25,6 @@ use crate::store::users::SeatChange;
 
 /// Attributes compared with case (RFC 7643 §4.1: `id` and `externalId`).
 const CASE_EXACT: &[&str] = &["id", "externalid"];
-const BOOLEANS: &[&str] = &["active", "primary"];
-/// Attributes the service owns; a client's values for them are ignored.
-const READ_ONLY: &[&str] = &["id", "meta", "schemas", "groups"];
 
 /// A User as sent by a provider, checked, with the attributes the store indexes.
 struct ValidUser {
@@ -35,12 +34,12 @@ struct ValidUser {
     active: bool,
 }
 
-/// Checks and tidies a User sent by a provider; returns the stored form.
+/// Checks a User sent by a provider and reduces it to what is kept.
 fn validate(input: Value) -> Result<ValidUser, ScimError> {
-    let Value::Object(mut resource) = input else {
+    let Value::Object(sent) = input else {
         return Err(ScimError::invalid_syntax("a User must be a JSON object"));
     };
-    if let Some(schemas) = get_ci(&Value::Object(resource.clone()), "schemas") {
+    if let Some(schemas) = get_ci(&Value::Object(sent.clone()), "schemas") {
         let listed = schemas
             .as_array()
             .is_some_and(|s| s.iter().any(|v| v == USER_SCHEMA));
@@ -50,51 +49,25 @@ fn validate(input: Value) -> Result<ValidUser, ScimError> {
             )));
         }
     }
-    resource.retain(|k, _| !READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(k)));
-    for (key, value) in resource.iter_mut() {
-        if key.eq_ignore_ascii_case("active") {
-            *value = loosen_booleans(value.take());
-        }
-        if key.eq_ignore_ascii_case("emails")
-            && let Value::Array(items) = value
-        {
-            for item in items.iter_mut() {
-                let Value::Object(email) = item else {
-                    return Err(ScimError::invalid_value(
-                        "each of emails must be an object with a value",
-                    ));
-                };
-                if !email
-                    .iter()
-                    .any(|(k, v)| k.eq_ignore_ascii_case("value") && v.is_string())
-                {
-                    return Err(ScimError::invalid_value(
-                        "each of emails needs a string value",
-                    ));
-                }
-                for (k, v) in email.iter_mut() {
-                    if k.eq_ignore_ascii_case("primary") {
-                        *v = loosen_booleans(v.take());
-                    }
-                }
-            }
-        }
+    let resource = schema::USER.accept(sent)?;
+    let emails = resource.get("emails").and_then(Value::as_array);
+    if emails.is_some_and(|all| all.iter().any(|e| !e["value"].is_string())) {
+        return Err(ScimError::invalid_value(
+            "each of emails needs a string value",
+        ));
     }
-    let object = Value::Object(resource.clone());
-    let user_name = match get_ci(&object, "userName") {
+    let user_name = match resource.get("userName") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
         _ => return Err(ScimError::invalid_value("userName is required")),
     };
-    let external_id = match get_ci(&object, "externalId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(id.clone()),
-        Some(_) => return Err(ScimError::invalid_value("externalId must be a string")),
-    };
-    let active = match get_ci(&object, "active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(on)) => *on,
-        Some(_) => return Err(ScimError::invalid_value("active must be true or false")),
-    };
+    let external_id = resource
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let active = resource
+        .get("active")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     Ok(ValidUser {
         resource,
         user_name,
@@ -108,9 +81,7 @@ fn representation(state: &AppState, user: &ScimUserRecord, groups: Vec<Value>) -
     let mut body = Map::new();
     body.insert("schemas".into(), json!([USER_SCHEMA]));
     body.insert("id".into(), json!(user.id));
-    if let Value::Object(attributes) = &user.resource {
-        body.extend(attributes.clone());
-    }
+    body.extend(schema::USER.shown(&user.resource));
     body.insert("groups".into(), Value::Array(groups));
     body.insert(
         "meta".into(),
@@ -123,43 +94,6 @@ fn representation(state: &AppState, user: &ScimUserRecord, groups: Vec<Value>) -
         }),
     );
     Value::Object(body)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Projection {
-    attributes: Option<String>,
-    excluded_attributes: Option<String>,
-}
-
-impl Projection {
-    /// Keeps the requested attributes (or drops the excluded ones); `id` and
-    /// `schemas` are always returned.
-    pub(super) fn apply(&self, resource: Value) -> Value {
-        let Value::Object(map) = resource else {
-            return resource;
-        };
-        let names = |raw: &Option<String>| -> Vec<String> {
-            raw.as_deref()
-                .unwrap_or_default()
-                .split(',')
-                .filter_map(|n| AttrPath::parse(n.trim()))
-                .map(|p| p.attr.to_ascii_lowercase())
-                .collect()
-        };
-        let (wanted, excluded) = (names(&self.attributes), names(&self.excluded_attributes));
-        let always = |k: &str| k.eq_ignore_ascii_case("id") || k.eq_ignore_ascii_case("schemas");
-        Value::Object(
-            map.into_iter()
-                .filter(|(k, _)| {
-                    let key = k.to_ascii_lowercase();
-                    always(k)
-                        || ((wanted.is_empty() || wanted.contains(&key))
-                            && !excluded.contains(&key))
-                })
-                .collect(),
-        )
-    }
 }
 
 /// A `POST …/.search` body (RFC 7644 §3.4.3).
@@ -614,8 +548,8 @@ pub async fn patch_user(
     ScimJson(request): ScimJson<PatchRequest>,
 ) -> Result<Response, ScimError> {
     let before = load(&state, &caller, &id).await?;
-    let mut resource = before.resource.clone();
-    patch::apply(&mut resource, request, BOOLEANS)?;
+    let mut resource = Value::Object(schema::USER.shown(&before.resource));
+    patch::apply(&mut resource, request, &schema::USER)?;
     let Value::Object(resource) = resource else {
         return Err(ScimError::invalid_value(
             "the patched User is not an object",
