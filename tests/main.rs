@@ -10,6 +10,7 @@ mod bad_input;
 mod durability;
 mod identity_providers;
 mod scim;
+mod scim_access;
 mod store_conformance;
 mod tokens;
 mod user_records;

@@ -7,6 +7,7 @@ mod discovery;
 pub mod error;
 pub mod filter;
 mod groups;
+mod linking;
 pub mod patch;
 mod projection;
 pub mod schema;

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::auth::ScimCaller;
 use super::error::ScimError;
 use super::filter::{AttrPath, Filter, get_ci};
+use super::linking::{deprovision, follow_identity_change, link_email};
 use super::patch::{self, PatchRequest};
 use super::projection::Projection;
 use super::schema;
@@ -18,10 +19,7 @@ use super::{MAX_COUNT, ScimJson, USER_SCHEMA, list_response, scim_json};
 use crate::api::snapshots::keyed_listing;
 use crate::app::AppState;
 use crate::domain::Timestamp;
-use crate::domain::idp::IdentityUpdate;
-use crate::domain::user::Email;
 use crate::store::scim::ScimUserRecord;
-use crate::store::users::SeatChange;
 
 /// Attributes compared with case (RFC 7643 §4.1: `id` and `externalId`).
 const CASE_EXACT: &[&str] = &["id", "externalid"];
@@ -329,125 +327,6 @@ async fn load(
         .find_scim_user(&caller.idp.id, id)
         .await?
         .ok_or_else(|| ScimError::NotFound(format!("no User {id}")))
-}
-
-/// What Cloudflare does when a provider deactivates or deletes a user: the
-/// Access user with that e-mail loses their sessions (`user_deprovision`)
-/// and their seat (`seat_deprovision`), before the SCIM answer is sent.
-async fn deprovision(
-    state: &AppState,
-    caller: &ScimCaller,
-    user: &ScimUserRecord,
-) -> Result<(), ScimError> {
-    if !caller.idp.scim.user_deprovision {
-        return Ok(());
-    }
-    let Some(access_user) = state
-        .store
-        .find_user_by_email(&caller.idp.account_id, &user.link_email)
-        .await?
-    else {
-        return Ok(());
-    };
-    let now = Timestamp::now();
-    state
-        .store
-        .revoke_user_sessions(&access_user.id, now)
-        .await?;
-    if caller.idp.scim.seat_deprovision {
-        let change = SeatChange {
-            seat_uid: access_user.seat.id.clone(),
-            access: false,
-            gateway: false,
-        };
-        let _ = state
-            .store
-            .update_seats(&caller.idp.account_id, &[change], now)
-            .await?;
-    }
-    Ok(())
-}
-
-/// What a changed name or e-mail does to the Access user, per the
-/// provider's `identity_update_behavior`: `automatic` copies it over,
-/// `reauth` ends their sessions so the next login carries it, `no_action`
-/// leaves Access alone.
-async fn follow_identity_change(
-    state: &AppState,
-    caller: &ScimCaller,
-    before: &ScimUserRecord,
-    after: &ScimUserRecord,
-) -> Result<(), ScimError> {
-    let display = |u: &ScimUserRecord| {
-        get_ci(&u.resource, "displayName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let (old_email, new_email) = (before.link_email.clone(), after.link_email.clone());
-    let renamed = display(before) != display(after);
-    let moved = !old_email.eq_ignore_ascii_case(&new_email);
-    if !renamed && !moved {
-        return Ok(());
-    }
-    let Some(mut access_user) = state
-        .store
-        .find_user_by_email(&caller.idp.account_id, &old_email)
-        .await?
-    else {
-        return Ok(());
-    };
-    let now = Timestamp::now();
-    match caller.idp.scim.identity_update {
-        IdentityUpdate::NoAction => {}
-        IdentityUpdate::Reauth => {
-            state
-                .store
-                .revoke_user_sessions(&access_user.id, now)
-                .await?;
-        }
-        IdentityUpdate::Automatic => {
-            if renamed && let Some(name) = display(after) {
-                access_user.name = Some(name);
-                access_user.updated_at = now;
-                state.store.rename_user(&access_user).await?;
-            }
-            if moved && let Ok(email) = Email::parse(&new_email) {
-                match state
-                    .store
-                    .change_user_email(&access_user, &email, now)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(crate::store::StoreError::Conflict(_)) => {
-                        tracing::warn!(user = %access_user.id, "SCIM e-mail change not applied: another Access user has that e-mail");
-                    }
-                    Err(other) => return Err(other.into()),
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The e-mail that links a SCIM user to an Access user: the primary e-mail,
-/// else the first, else the userName.
-fn link_email(resource: &Map<String, Value>, user_name: &str) -> String {
-    let resource = Value::Object(resource.clone());
-    let emails = get_ci(&resource, "emails")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let value = |e: &Value| {
-        get_ci(e, "value")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    emails
-        .iter()
-        .find(|e| get_ci(e, "primary") == Some(&Value::Bool(true)))
-        .and_then(value)
-        .or_else(|| emails.first().and_then(value))
-        .unwrap_or_else(|| user_name.to_string())
 }
 
 pub async fn create_user(

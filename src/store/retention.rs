@@ -10,12 +10,13 @@ pub struct Purged {
     pub sessions: u64,
     pub failed_logins: u64,
     pub deleted_users: u64,
+    pub deleted_scim_users: u64,
 }
 
 impl Store {
     /// Deletes sessions that expired or were revoked before `sessions_before`,
-    /// failed logins past their own expiry at `now`, and user tombstones older
-    /// than `tombstones_before`.
+    /// failed logins past their own expiry at `now`, and tombstones of Access
+    /// and SCIM users older than `tombstones_before`.
     #[instrument(skip_all)]
     pub async fn purge_expired_records(
         &self,
@@ -38,10 +39,12 @@ impl Store {
                 .rows_affected()
         });
         let deleted_users = self.purge_deleted_users(tombstones_before).await?;
+        let deleted_scim_users = self.purge_scim_tombstones(tombstones_before).await?;
         Ok(Purged {
             sessions,
             failed_logins,
             deleted_users,
+            deleted_scim_users,
         })
     }
 }
