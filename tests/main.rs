@@ -11,6 +11,7 @@ mod durability;
 mod identity_providers;
 mod scim;
 mod scim_access;
+mod scim_limits;
 mod store_conformance;
 mod tokens;
 mod user_records;

@@ -13,6 +13,7 @@ crate::on_each_backend!(
     scim_groups_and_their_members,
     paging_five_thousand_users_while_others_come_and_go,
     identity_update_behavior_decides_what_a_rename_does,
+    deleted_scim_users_are_purged_with_other_tombstones,
 );
 
 pub struct Scim<'a> {
@@ -781,4 +782,40 @@ async fn identity_update_behavior_decides_what_a_rename_does(db: TestDb) {
         let expected_sessions = if behavior == "reauth" { 0 } else { 1 };
         assert_eq!(sessions, Some(expected_sessions), "{behavior}: sessions");
     }
+}
+
+async fn deleted_scim_users_are_purged_with_other_tombstones(db: TestDb) {
+    let server = Server::start(&db).await;
+    let (_, scim) = provider(&server).await;
+    let ids = create_users(
+        &scim,
+        vec!["kept@example.com".into(), "gone@example.com".into()],
+    )
+    .await;
+    let deleted = scim
+        .call("DELETE", &format!("/Users/{}", ids[1]), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let store = Store::connect(&server.database_url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = Timestamp::now();
+    let too_early = store
+        .purge_expired_records(now, now.plus_seconds(-3600), now.plus_seconds(-3600))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(too_early.deleted_scim_users, 0, "a fresh tombstone stays");
+    let purged = store
+        .purge_expired_records(now, now.plus_seconds(-3600), now.plus_seconds(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(purged.deleted_scim_users, 1);
+    let again = store
+        .purge_expired_records(now, now.plus_seconds(-3600), now.plus_seconds(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.deleted_scim_users, 0);
+    let listed = scim.call("GET", "/Users", None).await;
+    assert_eq!(listed.body["totalResults"], 1);
+    assert_eq!(listed.body["Resources"][0]["id"], ids[0].as_str());
 }
