@@ -12,6 +12,7 @@ mod identity_providers;
 mod scim;
 mod scim_access;
 mod scim_limits;
+mod scim_schema;
 mod store_conformance;
 mod tokens;
 mod user_records;
