@@ -250,6 +250,10 @@ fn apply_pathless(
         ));
     };
     for (name, value) in changes {
+        if name.eq_ignore_ascii_case("schemas") {
+            // A resource-shaped value may name its schemas; they are not changed.
+            continue;
+        }
         if name.eq_ignore_ascii_case(schema.id) {
             // The core schema's URN as a key holds core attributes.
             apply_pathless(resource, op, Some(value), schema)?;
