@@ -13,20 +13,27 @@ crate::on_each_backend!(
     scim_groups_and_their_members,
     paging_five_thousand_users_while_others_come_and_go,
     identity_update_behavior_decides_what_a_rename_does,
+    deleted_scim_users_are_purged_with_other_tombstones,
 );
 
-struct Scim<'a> {
-    server: &'a Server,
-    base: String,
-    secret: String,
+pub struct Scim<'a> {
+    pub server: &'a Server,
+    pub base: String,
+    pub secret: String,
 }
 
 impl Scim<'_> {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         self.call_as(&self.secret, method, path, body).await
     }
 
-    async fn call_as(&self, secret: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+    pub async fn call_as(
+        &self,
+        secret: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut request = self
             .server
@@ -56,16 +63,27 @@ impl Scim<'_> {
 }
 
 /// An account with one SCIM-enabled provider; returns the SCIM client.
-async fn provider(server: &Server) -> (String, Scim<'_>) {
+pub async fn provider(server: &Server) -> (String, Scim<'_>) {
     let account = server.create_account("Home").await;
+    let scim = scim_provider(server, &account, "Entra", json!({"enabled": true})).await;
+    (account, scim)
+}
+
+/// A provider of `account` with `scim_config`; returns its SCIM client.
+pub async fn scim_provider<'a>(
+    server: &'a Server,
+    account: &str,
+    name: &str,
+    scim_config: Value,
+) -> Scim<'a> {
     let idp = server
         .post(
             &format!("/accounts/{account}/access/identity_providers"),
             ADMIN_TOKEN,
-            json!({"name": "Entra", "type": "oidc", "config": {
+            json!({"name": name, "type": "oidc", "config": {
             "client_id": "c", "client_secret": "s", "auth_url": "https://login.example.com/a",
             "token_url": "https://login.example.com/t", "certs_url": "https://login.example.com/k"},
-            "scim_config": {"enabled": true}}),
+            "scim_config": scim_config}),
         )
         .await;
     let base = format!(
@@ -77,14 +95,11 @@ async fn provider(server: &Server) -> (String, Scim<'_>) {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    (
-        account,
-        Scim {
-            server,
-            base,
-            secret,
-        },
-    )
+    Scim {
+        server,
+        base,
+        secret,
+    }
 }
 
 async fn scim_groups_and_their_members(db: TestDb) {
@@ -229,7 +244,7 @@ async fn scim_groups_and_their_members(db: TestDb) {
     assert_eq!(types.body["totalResults"], 2);
 }
 
-fn scim_error(reply: &Reply, status: u16, scim_type: Option<&str>) {
+pub fn scim_error(reply: &Reply, status: u16, scim_type: Option<&str>) {
     assert_eq!(reply.status.as_u16(), status, "{}", reply.body);
     assert_eq!(
         reply.body["schemas"],
@@ -767,4 +782,40 @@ async fn identity_update_behavior_decides_what_a_rename_does(db: TestDb) {
         let expected_sessions = if behavior == "reauth" { 0 } else { 1 };
         assert_eq!(sessions, Some(expected_sessions), "{behavior}: sessions");
     }
+}
+
+async fn deleted_scim_users_are_purged_with_other_tombstones(db: TestDb) {
+    let server = Server::start(&db).await;
+    let (_, scim) = provider(&server).await;
+    let ids = create_users(
+        &scim,
+        vec!["kept@example.com".into(), "gone@example.com".into()],
+    )
+    .await;
+    let deleted = scim
+        .call("DELETE", &format!("/Users/{}", ids[1]), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let store = Store::connect(&server.database_url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = Timestamp::now();
+    let too_early = store
+        .purge_expired_records(now, now.plus_seconds(-3600), now.plus_seconds(-3600))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(too_early.deleted_scim_users, 0, "a fresh tombstone stays");
+    let purged = store
+        .purge_expired_records(now, now.plus_seconds(-3600), now.plus_seconds(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(purged.deleted_scim_users, 1);
+    let again = store
+        .purge_expired_records(now, now.plus_seconds(-3600), now.plus_seconds(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.deleted_scim_users, 0);
+    let listed = scim.call("GET", "/Users", None).await;
+    assert_eq!(listed.body["totalResults"], 1);
+    assert_eq!(listed.body["Resources"][0]["id"], ids[0].as_str());
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::auth::ScimCaller;
 use super::error::ScimError;
-use super::{GROUP_SCHEMA, USER_SCHEMA, list_response, scim_json};
+use super::{GROUP_SCHEMA, USER_SCHEMA, list_response, schema, scim_json};
 use crate::app::AppState;
 
 fn base(state: &AppState, caller: &ScimCaller) -> String {
@@ -70,110 +70,11 @@ pub async fn get_resource_type(
         .ok_or_else(|| ScimError::NotFound(format!("no resource type {name}")))
 }
 
-fn attribute(
-    name: &str,
-    kind: &str,
-    multi: bool,
-    required: bool,
-    case_exact: bool,
-    mutability: &str,
-    uniqueness: &str,
-) -> Value {
-    json!({"name": name, "type": kind, "multiValued": multi, "required": required, "caseExact": case_exact,
-           "mutability": mutability, "returned": "default", "uniqueness": uniqueness, "description": name})
-}
-
 fn schemas(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
-    let mut name = attribute("name", "complex", false, false, false, "readWrite", "none");
-    name["subAttributes"] = json!(
-        [
-            "formatted",
-            "familyName",
-            "givenName",
-            "middleName",
-            "honorificPrefix",
-            "honorificSuffix"
-        ]
-        .iter()
-        .map(|n| attribute(n, "string", false, false, false, "readWrite", "none"))
-        .collect::<Vec<_>>()
-    );
-    let mut emails = attribute("emails", "complex", true, false, false, "readWrite", "none");
-    emails["subAttributes"] = json!([
-        attribute("value", "string", false, false, false, "readWrite", "none"),
-        attribute("type", "string", false, false, false, "readWrite", "none"),
-        attribute(
-            "primary",
-            "boolean",
-            false,
-            false,
-            false,
-            "readWrite",
-            "none"
-        ),
-        attribute(
-            "display",
-            "string",
-            false,
-            false,
-            false,
-            "readWrite",
-            "none"
-        ),
-    ]);
-    let mut groups = attribute("groups", "complex", true, false, false, "readOnly", "none");
-    groups["subAttributes"] = json!([
-        attribute("value", "string", false, false, true, "readOnly", "none"),
-        attribute("$ref", "reference", false, false, true, "readOnly", "none"),
-        attribute("display", "string", false, false, false, "readOnly", "none"),
-    ]);
-    groups["subAttributes"][1]["referenceTypes"] = json!(["Group"]);
-    vec![
-        json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
-            "id": USER_SCHEMA, "name": "User", "description": "User Account",
-            "attributes": [
-                attribute("userName", "string", false, true, false, "readWrite", "server"),
-                name,
-                attribute("displayName", "string", false, false, false, "readWrite", "none"),
-                attribute("active", "boolean", false, false, false, "readWrite", "none"),
-                emails,
-                attribute("externalId", "string", false, false, true, "readWrite", "none"),
-                groups,
-            ],
-            "meta": {"resourceType": "Schema", "location": format!("{}/Schemas/{USER_SCHEMA}", base(state, caller))}
-        }),
-        {
-            let mut members = attribute(
-                "members",
-                "complex",
-                true,
-                false,
-                false,
-                "readWrite",
-                "none",
-            );
-            members["subAttributes"] = json!([
-                attribute("value", "string", false, false, true, "immutable", "none"),
-                attribute("$ref", "reference", false, false, true, "immutable", "none"),
-                attribute("display", "string", false, false, false, "readOnly", "none"),
-                attribute("type", "string", false, false, false, "immutable", "none"),
-            ]);
-            // Members are users of the same provider.
-            members["subAttributes"][1]["referenceTypes"] = json!(["User"]);
-            members["subAttributes"][3]["canonicalValues"] = json!(["User"]);
-            json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
-                "id": GROUP_SCHEMA, "name": "Group", "description": "Group",
-                "attributes": [
-                    attribute("displayName", "string", false, true, false, "readWrite", "server"),
-                    members,
-                    attribute("externalId", "string", false, false, true, "readWrite", "none"),
-                ],
-                "meta": {"resourceType": "Schema", "location": format!("{}/Schemas/{GROUP_SCHEMA}", base(state, caller))}
-            })
-        },
-    ]
+    [&schema::USER, &schema::GROUP]
+        .into_iter()
+        .map(|s| s.to_json(format!("{}/Schemas/{}", base(state, caller), s.id)))
+        .collect()
 }
 
 pub async fn list_schemas(State(state): State<AppState>, caller: ScimCaller) -> Response {

@@ -18,15 +18,25 @@ pub enum Filter {
         op: CompareOp,
         value: Value,
     },
-    /// `attr[filter]`, optionally followed by `.sub` in a PATCH path.
+    /// `attr[filter]`: some element of `attr` matches `filter`.
     ValuePath {
         path: AttrPath,
         filter: Box<Filter>,
     },
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    /// Every one of two or more filters; a chain `a and b and c` is one node,
+    /// so a long chain never builds a deep tree.
+    And(Vec<Filter>),
+    /// Any one of two or more filters.
+    Or(Vec<Filter>),
     Not(Box<Filter>),
 }
+
+/// The most characters a filter (or a PATCH path) may have.
+pub const MAX_FILTER_LENGTH: usize = 4096;
+/// The most levels of `( )`, `not ( )` and `[ ]` a filter may nest.
+pub const MAX_FILTER_DEPTH: usize = 32;
+/// The most comparisons and presence tests one filter may hold.
+pub const MAX_FILTER_TERMS: usize = 200;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareOp {
@@ -154,6 +164,10 @@ fn tokenize(input: &str) -> Result<Vec<Token>, FilterError> {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Levels of grouping open at the current token.
+    depth: usize,
+    /// Comparisons and presence tests read so far.
+    terms: usize,
 }
 
 impl Parser {
@@ -171,22 +185,60 @@ impl Parser {
         matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
     }
 
+    /// Enters one level of grouping; the limit keeps the recursion shallow.
+    fn descend(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(FilterError(format!(
+                "the filter nests deeper than {MAX_FILTER_DEPTH} levels"
+            )));
+        }
+        Ok(())
+    }
+
+    fn count_term(&mut self) -> Result<(), FilterError> {
+        self.terms += 1;
+        if self.terms > MAX_FILTER_TERMS {
+            return Err(FilterError(format!(
+                "the filter has more than {MAX_FILTER_TERMS} comparisons"
+            )));
+        }
+        Ok(())
+    }
+
     fn or_expr(&mut self) -> Result<Filter, FilterError> {
-        let mut left = self.and_expr()?;
+        let mut any = vec![self.and_expr()?];
         while self.keyword("or") {
             self.next();
-            left = Filter::Or(Box::new(left), Box::new(self.and_expr()?));
+            any.push(self.and_expr()?);
         }
-        Ok(left)
+        Ok(if any.len() == 1 {
+            any.remove(0)
+        } else {
+            Filter::Or(any)
+        })
     }
 
     fn and_expr(&mut self) -> Result<Filter, FilterError> {
-        let mut left = self.unary()?;
+        let mut all = vec![self.unary()?];
         while self.keyword("and") {
             self.next();
-            left = Filter::And(Box::new(left), Box::new(self.unary()?));
+            all.push(self.unary()?);
         }
-        Ok(left)
+        Ok(if all.len() == 1 {
+            all.remove(0)
+        } else {
+            Filter::And(all)
+        })
+    }
+
+    /// `( filter )` after the opening token was read.
+    fn group(&mut self, close: Token, missing: &str) -> Result<Filter, FilterError> {
+        self.descend()?;
+        let inner = self.or_expr()?;
+        self.expect(close, missing)?;
+        self.depth -= 1;
+        Ok(inner)
     }
 
     fn unary(&mut self) -> Result<Filter, FilterError> {
@@ -197,15 +249,12 @@ impl Parser {
                     "\"not\" must be followed by a parenthesised filter".into(),
                 ));
             }
-            let inner = self.or_expr()?;
-            self.expect(Token::Close, "missing \")\"")?;
+            let inner = self.group(Token::Close, "missing \")\"")?;
             return Ok(Filter::Not(Box::new(inner)));
         }
         if self.peek() == Some(&Token::Open) {
             self.next();
-            let inner = self.or_expr()?;
-            self.expect(Token::Close, "missing \")\"")?;
-            return Ok(inner);
+            return self.group(Token::Close, "missing \")\"");
         }
         self.attribute_expr()
     }
@@ -225,14 +274,40 @@ impl Parser {
         let path = AttrPath::parse(&name)
             .ok_or_else(|| FilterError(format!("invalid attribute path {name:?}")))?;
         if self.peek() == Some(&Token::OpenBracket) {
+            if path.sub.is_some() {
+                return Err(FilterError(format!(
+                    "{name:?} is a sub-attribute: it cannot take a [filter]"
+                )));
+            }
             self.next();
-            let inner = self.or_expr()?;
-            self.expect(Token::CloseBracket, "missing \"]\"")?;
+            let inner = self.group(Token::CloseBracket, "missing \"]\"")?;
+            // Entra ID's `emails[type eq "work"].value eq "x"`: the element
+            // must match the filter and the comparison on its sub-attribute.
+            let filter = match self.peek() {
+                Some(Token::Word(word)) if word.starts_with('.') => {
+                    let sub = word[1..].to_string();
+                    self.next();
+                    let sub_path = AttrPath::parse(&sub)
+                        .filter(|p| p.sub.is_none())
+                        .ok_or_else(|| {
+                            FilterError(format!("invalid sub-attribute {sub:?} after \"]\""))
+                        })?;
+                    let comparison = self.comparison(sub_path, &sub)?;
+                    Filter::And(vec![inner, comparison])
+                }
+                _ => inner,
+            };
             return Ok(Filter::ValuePath {
                 path,
-                filter: Box::new(inner),
+                filter: Box::new(filter),
             });
         }
+        self.comparison(path, &name)
+    }
+
+    /// `op value` or `pr` after an attribute path.
+    fn comparison(&mut self, path: AttrPath, name: &str) -> Result<Filter, FilterError> {
+        self.count_term()?;
         let Some(Token::Word(op)) = self.next() else {
             return Err(FilterError(format!("expected an operator after {name:?}")));
         };
@@ -266,10 +341,19 @@ impl Parser {
 }
 
 impl Filter {
+    /// Parses a filter within the limits above; anything beyond them is an
+    /// error that names the limit, never a deep recursion.
     pub fn parse(input: &str) -> Result<Self, FilterError> {
+        if input.len() > MAX_FILTER_LENGTH {
+            return Err(FilterError(format!(
+                "the filter is longer than {MAX_FILTER_LENGTH} characters"
+            )));
+        }
         let mut parser = Parser {
             tokens: tokenize(input)?,
             at: 0,
+            depth: 0,
+            terms: 0,
         };
         if parser.tokens.is_empty() {
             return Err(FilterError("the filter is empty".into()));
@@ -285,11 +369,12 @@ impl Filter {
     }
 
     /// Whether `resource` matches; `case_exact` names attributes compared
-    /// with case (as `attr` or `attr.sub`, lower case).
+    /// with case (as `attr` or `attr.sub`, lower case). The recursion is as
+    /// deep as the filter nests, which `parse` bounds.
     pub fn matches(&self, resource: &Value, case_exact: &[&str]) -> bool {
         match self {
-            Filter::And(a, b) => a.matches(resource, case_exact) && b.matches(resource, case_exact),
-            Filter::Or(a, b) => a.matches(resource, case_exact) || b.matches(resource, case_exact),
+            Filter::And(all) => all.iter().all(|f| f.matches(resource, case_exact)),
+            Filter::Or(any) => any.iter().any(|f| f.matches(resource, case_exact)),
             Filter::Not(inner) => !inner.matches(resource, case_exact),
             Filter::Present(path) => values_at(resource, path).iter().any(|v| is_present(v)),
             Filter::Compare { path, op, value } => {
@@ -530,6 +615,224 @@ mod tests {
             "urn:x userName pr",
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn entra_matching_filter_compares_a_sub_attribute_of_filtered_values() {
+        assert!(check(
+            r#"emails[type eq "work"].value eq "bjensen@example.com""#
+        ));
+        assert!(!check(
+            r#"emails[type eq "home"].value eq "bjensen@example.com""#
+        ));
+        assert!(check(
+            r#"emails[type eq "home"].value ew "jensen.org" and active eq true"#
+        ));
+        assert!(Filter::parse(r#"emails[type eq "work"].value"#).is_err());
+        assert!(Filter::parse(r#"emails[type eq "work"].a.b eq "x""#).is_err());
+    }
+
+    #[test]
+    fn limits_are_errors_that_name_them() {
+        let nested = |n: usize| format!("{}userName pr{}", "(".repeat(n), ")".repeat(n));
+        assert!(Filter::parse(&nested(MAX_FILTER_DEPTH)).is_ok());
+        let deep = Filter::parse(&nested(MAX_FILTER_DEPTH + 1));
+        assert!(deep.is_err_and(|e| e.0.contains("deeper than")));
+        let chain = |n: usize| vec!["userName pr"; n].join(" and ");
+        let widest = Filter::parse(&chain(MAX_FILTER_TERMS));
+        assert!(matches!(widest, Ok(Filter::And(ref all)) if all.len() == MAX_FILTER_TERMS));
+        assert!(
+            Filter::parse(&chain(MAX_FILTER_TERMS + 1)).is_err_and(|e| e.0.contains("more than"))
+        );
+        assert!(
+            Filter::parse(&format!(
+                "userName eq \"{}\"",
+                "a".repeat(MAX_FILTER_LENGTH)
+            ))
+            .is_err_and(|e| e.0.contains("longer than"))
+        );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        use super::super::*;
+
+        const NAMES: &[&str] = &[
+            "userName",
+            "name.givenName",
+            "emails",
+            "active",
+            "loginCount",
+            "meta.created",
+        ];
+        const OPS: &[(&str, CompareOp)] = &[
+            ("eq", CompareOp::Eq),
+            ("ne", CompareOp::Ne),
+            ("co", CompareOp::Co),
+            ("sw", CompareOp::Sw),
+            ("ew", CompareOp::Ew),
+            ("gt", CompareOp::Gt),
+            ("ge", CompareOp::Ge),
+            ("lt", CompareOp::Lt),
+            ("le", CompareOp::Le),
+        ];
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                any::<String>().prop_map(Value::String),
+                any::<i32>().prop_map(|n| json!(n)),
+                any::<bool>().prop_map(Value::Bool),
+                Just(Value::Null),
+            ]
+        }
+
+        fn path() -> impl Strategy<Value = AttrPath> {
+            prop::sample::select(NAMES).prop_map(|n| {
+                AttrPath::parse(n).unwrap_or(AttrPath {
+                    attr: "userName".into(),
+                    sub: None,
+                })
+            })
+        }
+
+        fn leaf() -> impl Strategy<Value = Filter> {
+            prop_oneof![
+                path().prop_map(Filter::Present),
+                (path(), prop::sample::select(OPS), value())
+                    .prop_map(|(path, (_, op), value)| Filter::Compare { path, op, value }),
+            ]
+        }
+
+        /// Well-formed filters, as trees whose shape the parser gives back.
+        fn filter() -> impl Strategy<Value = Filter> {
+            leaf().prop_recursive(6, 48, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 2..4).prop_map(Filter::And),
+                    prop::collection::vec(inner.clone(), 2..4).prop_map(Filter::Or),
+                    inner.clone().prop_map(|f| Filter::Not(Box::new(f))),
+                    (prop::sample::select(&["emails", "members"][..]), inner).prop_map(
+                        |(attr, f)| Filter::ValuePath {
+                            path: AttrPath {
+                                attr: attr.into(),
+                                sub: None
+                            },
+                            filter: Box::new(f),
+                        }
+                    ),
+                ]
+            })
+        }
+
+        fn render(filter: &Filter) -> String {
+            let grouped = |f: &Filter| match f {
+                Filter::And(_) | Filter::Or(_) => format!("({})", render(f)),
+                _ => render(f),
+            };
+            let name = |p: &AttrPath| match &p.sub {
+                Some(sub) => format!("{}.{sub}", p.attr),
+                None => p.attr.clone(),
+            };
+            match filter {
+                Filter::Present(p) => format!("{} pr", name(p)),
+                Filter::Compare { path, op, value } => {
+                    let op = OPS.iter().find(|(_, o)| o == op).map_or("eq", |(w, _)| *w);
+                    format!("{} {op} {value}", name(path))
+                }
+                Filter::And(all) => all.iter().map(grouped).collect::<Vec<_>>().join(" and "),
+                Filter::Or(any) => any.iter().map(grouped).collect::<Vec<_>>().join(" or "),
+                Filter::Not(inner) => format!("not ({})", render(inner)),
+                Filter::ValuePath { path, filter } => format!("{}[{}]", path.attr, render(filter)),
+            }
+        }
+
+        fn resource() -> Value {
+            json!({"userName": "a@b.c", "active": true, "loginCount": 3,
+                   "name": {"givenName": "A"}, "emails": [{"value": "a@b.c", "type": "work"}]})
+        }
+
+        /// Pieces filters are made of, and characters that have no place there.
+        fn filter_text() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    prop::sample::select(
+                        &[
+                            "(", ")", "[", "]", "\"", "\\", " ", ".", ":", "userName", " eq ",
+                            " and ", " or ", "not ", " pr", "\"x\"", "emails", "].value", "7",
+                            "true",
+                        ][..]
+                    )
+                    .prop_map(str::to_string),
+                    any::<char>().prop_map(String::from),
+                ],
+                0..200,
+            )
+            .prop_map(|pieces| pieces.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn generated_filters_round_trip(original in filter()) {
+                let text = render(&original);
+                let parsed = Filter::parse(&text);
+                prop_assert_eq!(parsed.as_ref().ok(), Some(&original), "{}", text);
+                // Evaluation always answers.
+                let _ = original.matches(&resource(), &["id"]);
+            }
+
+            #[test]
+            fn any_text_parses_or_is_refused(text in filter_text()) {
+                if let Ok(filter) = Filter::parse(&text) {
+                    let _ = filter.matches(&resource(), &["id"]);
+                }
+            }
+
+            #[test]
+            fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let text = String::from_utf8_lossy(&bytes);
+                let _ = Filter::parse(&text);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn deep_nesting_is_refused_past_the_limit(
+                depth in 0usize..6000,
+                opener in prop::sample::select(&["(", "not (", "emails["][..]),
+            ) {
+                let closer = if opener == "emails[" { "]" } else { ")" };
+                let text = format!("{}userName pr{}", opener.repeat(depth), closer.repeat(depth));
+                let parsed = Filter::parse(&text);
+                if depth <= MAX_FILTER_DEPTH && text.len() <= MAX_FILTER_LENGTH {
+                    prop_assert!(parsed.is_ok(), "{}", text);
+                } else {
+                    prop_assert!(parsed.is_err());
+                }
+            }
+
+            #[test]
+            fn long_chains_stay_flat(terms in 1usize..25_000, joiner in prop::sample::select(&[" and ", " or "][..])) {
+                let text = vec!["userName pr"; terms].join(joiner);
+                match Filter::parse(&text) {
+                    Ok(Filter::And(all) | Filter::Or(all)) => prop_assert_eq!(all.len(), terms),
+                    Ok(single) => prop_assert_eq!((terms, single), (1, Filter::Present(AttrPath { attr: "userName".into(), sub: None }))),
+                    Err(e) => prop_assert!(terms > MAX_FILTER_TERMS || text.len() > MAX_FILTER_LENGTH, "{}", e),
+                }
+            }
+
+            #[test]
+            fn unbalanced_nesting_is_refused(depth in 1usize..5000) {
+                prop_assert!(Filter::parse(&"(".repeat(depth)).is_err());
+                let closing = format!("userName pr{}", ")".repeat(depth));
+                prop_assert!(Filter::parse(&closing).is_err());
+                prop_assert!(Filter::parse(&"emails[".repeat(depth)).is_err());
+            }
         }
     }
 }

@@ -9,13 +9,13 @@ use super::auth::ScimCaller;
 use super::error::ScimError;
 use super::filter::get_ci;
 use super::patch::{self, PatchRequest};
-use super::users::{ListQuery, Projection, SearchRequest, page_of};
+use super::projection::Projection;
+use super::schema;
+use super::users::{ListQuery, SearchRequest, page_of};
 use super::{GROUP_SCHEMA, ScimJson, scim_json};
 use crate::app::AppState;
 use crate::domain::Timestamp;
 use crate::store::scim_groups::ScimGroupRecord;
-
-const READ_ONLY: &[&str] = &["id", "meta", "schemas"];
 
 struct ValidGroup {
     resource: Map<String, Value>,
@@ -37,7 +37,6 @@ fn validate(input: Value) -> Result<ValidGroup, ScimError> {
             "schemas must include {GROUP_SCHEMA}"
         )));
     }
-    resource.retain(|k, _| !READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(k)));
     let members_key = resource
         .keys()
         .find(|k| k.eq_ignore_ascii_case("members"))
@@ -61,16 +60,15 @@ fn validate(input: Value) -> Result<ValidGroup, ScimError> {
             Some(_) => return Err(ScimError::invalid_value("members must be a list")),
         }
     }
-    let object = Value::Object(resource.clone());
-    let display_name = match get_ci(&object, "displayName") {
+    let resource = schema::GROUP.accept(resource)?;
+    let display_name = match resource.get("displayName") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
         _ => return Err(ScimError::invalid_value("displayName is required")),
     };
-    let external_id = match get_ci(&object, "externalId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(id.clone()),
-        Some(_) => return Err(ScimError::invalid_value("externalId must be a string")),
-    };
+    let external_id = resource
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Ok(ValidGroup {
         resource,
         display_name,
@@ -84,9 +82,7 @@ fn representation(state: &AppState, group: &ScimGroupRecord) -> Value {
     let mut body = Map::new();
     body.insert("schemas".into(), json!([GROUP_SCHEMA]));
     body.insert("id".into(), json!(group.id));
-    if let Value::Object(attributes) = &group.resource {
-        body.extend(attributes.clone());
-    }
+    body.extend(schema::GROUP.shown(&group.resource));
     // `display` is left out: providers compare members with what they sent.
     let members: Vec<Value> = group
         .members
@@ -239,12 +235,11 @@ pub async fn patch_group(
     ScimJson(request): ScimJson<PatchRequest>,
 ) -> Result<Response, ScimError> {
     let before = load(&state, &caller, &id).await?;
-    let mut document = before.resource.clone();
-    if let Value::Object(map) = &mut document {
-        let members: Vec<Value> = before.members.iter().map(|m| json!({"value": m})).collect();
-        map.insert("members".into(), Value::Array(members));
-    }
-    patch::apply(&mut document, request, &[])?;
+    let mut document = schema::GROUP.shown(&before.resource);
+    let members: Vec<Value> = before.members.iter().map(|m| json!({"value": m})).collect();
+    document.insert("members".into(), Value::Array(members));
+    let mut document = Value::Object(document);
+    patch::apply(&mut document, request, &schema::GROUP)?;
     save(&state, &before, document).await
 }
 

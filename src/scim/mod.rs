@@ -7,7 +7,10 @@ mod discovery;
 pub mod error;
 pub mod filter;
 mod groups;
+mod linking;
 pub mod patch;
+mod projection;
+pub mod schema;
 mod users;
 
 use axum::Router;

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
-use super::filter::{AttrPath, Filter, get_ci};
+use super::filter::{AttrPath, Filter, MAX_FILTER_LENGTH, get_ci};
+use super::schema::{Mutability, Schema};
 
 pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -41,34 +42,101 @@ struct Target {
     sub: Option<String>,
 }
 
-fn parse_target(raw: &str) -> Result<Target, ScimError> {
-    let invalid = || ScimError::invalid_path(format!("invalid path {raw:?}"));
-    let Some(open) = raw.find('[') else {
-        let path = AttrPath::parse(raw.trim()).ok_or_else(invalid)?;
-        return Ok(Target {
-            attr: path.attr,
-            filter: None,
-            sub: path.sub,
-        });
-    };
-    let close = raw.rfind(']').ok_or_else(invalid)?;
-    let head = AttrPath::parse(raw[..open].trim()).ok_or_else(invalid)?;
-    if head.sub.is_some() || close < open {
-        return Err(invalid());
+/// Parses a path and checks it against the schema. `None`: the path names
+/// an attribute of a schema this service does not declare, which is
+/// dropped like such attributes are at create.
+fn parse_target(raw: &str, schema: &Schema) -> Result<Option<Target>, ScimError> {
+    if raw.len() > MAX_FILTER_LENGTH {
+        return Err(ScimError::invalid_path(format!(
+            "the path is longer than {MAX_FILTER_LENGTH} characters"
+        )));
     }
-    let filter = Filter::parse(&raw[open + 1..close])
-        .map_err(|e| ScimError::invalid_path(format!("invalid filter in path {raw:?}: {e}")))?;
-    let rest = raw[close + 1..].trim();
-    let sub = match rest.strip_prefix('.') {
-        Some(sub) if AttrPath::parse(sub).is_some_and(|p| p.sub.is_none()) => Some(sub.to_string()),
-        None if rest.is_empty() => None,
-        _ => return Err(invalid()),
+    let invalid = || ScimError::invalid_path(format!("invalid path {raw:?}"));
+    let (head, bracketed) = match raw.find('[') {
+        Some(open) => (raw[..open].trim(), Some(&raw[open..])),
+        None => (raw.trim(), None),
     };
-    Ok(Target {
-        attr: head.attr,
-        filter: Some(filter),
+    let head = match head.rfind(':') {
+        Some(at) if head.to_ascii_lowercase().starts_with("urn:") => {
+            if !head[..at].eq_ignore_ascii_case(schema.id) {
+                return Ok(None);
+            }
+            &head[at + 1..]
+        }
+        Some(_) => return Err(invalid()),
+        None => head,
+    };
+    let path = AttrPath::parse(head).ok_or_else(invalid)?;
+    let (filter, sub) = match bracketed {
+        None => (None, path.sub),
+        Some(bracketed) => {
+            let close = bracketed.rfind(']').ok_or_else(invalid)?;
+            if path.sub.is_some() {
+                return Err(invalid());
+            }
+            // Parsed as `attr[filter]` so the brackets count as a level of nesting.
+            let parsed =
+                Filter::parse(&format!("{head}{}", &bracketed[..=close])).map_err(|e| {
+                    ScimError::invalid_path(format!("invalid filter in path {raw:?}: {e}"))
+                })?;
+            let Filter::ValuePath { filter, .. } = parsed else {
+                return Err(invalid());
+            };
+            let filter = *filter;
+            let rest = bracketed[close + 1..].trim();
+            let sub = match rest.strip_prefix('.') {
+                Some(sub) if AttrPath::parse(sub).is_some_and(|p| p.sub.is_none()) => {
+                    Some(sub.to_string())
+                }
+                None if rest.is_empty() => None,
+                _ => return Err(invalid()),
+            };
+            (Some(filter), sub)
+        }
+    };
+    check_target(&path.attr, filter.is_some(), sub.as_deref(), schema)?;
+    Ok(Some(Target {
+        attr: path.attr,
+        filter,
         sub,
-    })
+    }))
+}
+
+/// The path must name a declared attribute the client may change.
+fn check_target(
+    attr: &str,
+    filtered: bool,
+    sub: Option<&str>,
+    schema: &Schema,
+) -> Result<(), ScimError> {
+    if ["id", "meta", "schemas"]
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(attr))
+    {
+        return Err(ScimError::mutability(format!("{attr} is read-only")));
+    }
+    let Some(attribute) = schema.attribute(attr) else {
+        return Err(ScimError::invalid_path(format!(
+            "{attr} is not an attribute of {}",
+            schema.name
+        )));
+    };
+    if attribute.mutability == Mutability::ReadOnly {
+        return Err(ScimError::mutability(format!("{attr} is read-only")));
+    }
+    if filtered && !attribute.multi {
+        return Err(ScimError::invalid_path(format!(
+            "{attr} is not multi-valued: it cannot take a [filter]"
+        )));
+    }
+    if let Some(sub) = sub
+        && attribute.sub(sub).is_none()
+    {
+        return Err(ScimError::invalid_path(format!(
+            "{sub} is not a sub-attribute of {attr}"
+        )));
+    }
+    Ok(())
 }
 
 /// The key under which `name` lives in `object`, whatever its case.
@@ -89,13 +157,15 @@ pub fn loosen_booleans(value: Value) -> Value {
     }
 }
 
-/// Applies every operation in order; any failure leaves `resource` as it was
-/// (the caller works on a copy).
+/// Applies every operation in order to `resource`, a copy: the caller saves
+/// it once all succeeded, so a failing operation leaves nothing changed.
 pub fn apply(
     resource: &mut Value,
     request: PatchRequest,
-    boolean_attrs: &[&str],
+    schema: &Schema,
 ) -> Result<(), ScimError> {
+    let booleans = schema.booleans();
+    let boolean_attrs = booleans.as_slice();
     if !request.schemas.is_empty() && !request.schemas.iter().any(|s| s == PATCH_SCHEMA) {
         return Err(ScimError::invalid_syntax(format!(
             "schemas must contain {PATCH_SCHEMA}"
@@ -122,9 +192,11 @@ pub fn apply(
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
-            None => apply_pathless(resource, op, value)?,
+            None => apply_pathless(resource, op, value, schema)?,
             Some(path) => {
-                let target = parse_target(path)?;
+                let Some(target) = parse_target(path, schema)? else {
+                    continue;
+                };
                 let leaf = target.sub.as_deref().unwrap_or(&target.attr);
                 let value = if boolean_attrs.iter().any(|b| b.eq_ignore_ascii_case(leaf)) {
                     value.map(loosen_booleans)
@@ -163,7 +235,12 @@ fn normalize(value: Value, boolean_attrs: &[&str]) -> Value {
     }
 }
 
-fn apply_pathless(resource: &mut Value, op: Op, value: Option<Value>) -> Result<(), ScimError> {
+fn apply_pathless(
+    resource: &mut Value,
+    op: Op,
+    value: Option<Value>,
+    schema: &Schema,
+) -> Result<(), ScimError> {
     if op == Op::Remove {
         return Err(ScimError::no_target("remove needs a path"));
     }
@@ -173,13 +250,20 @@ fn apply_pathless(resource: &mut Value, op: Op, value: Option<Value>) -> Result<
         ));
     };
     for (name, value) in changes {
-        // A URN-qualified extension key carries its own attributes.
-        let target = Target {
-            attr: name,
-            filter: None,
-            sub: None,
-        };
-        apply_path(resource, op, &target, Some(value))?;
+        if name.eq_ignore_ascii_case("schemas") {
+            // A resource-shaped value may name its schemas; they are not changed.
+            continue;
+        }
+        if name.eq_ignore_ascii_case(schema.id) {
+            // The core schema's URN as a key holds core attributes.
+            apply_pathless(resource, op, Some(value), schema)?;
+            continue;
+        }
+        // Each key is checked as a path; a key such as `name.givenName`
+        // sets a sub-attribute, an undeclared extension's URN is dropped.
+        if let Some(target) = parse_target(&name, schema)? {
+            apply_path(resource, op, &target, Some(value))?;
+        }
     }
     Ok(())
 }
@@ -328,13 +412,25 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::scim::schema::{GROUP, USER};
 
-    fn patch(resource: Value, ops: Value) -> Result<Value, ScimError> {
+    fn patch_as(schema: &Schema, resource: Value, ops: Value) -> Result<Value, ScimError> {
         let mut resource = resource;
         let request: PatchRequest =
             serde_json::from_value(json!({"schemas": [PATCH_SCHEMA], "Operations": ops}))
                 .unwrap_or_else(|e| panic!("{e}"));
-        apply(&mut resource, request, &["active", "primary"]).map(|()| resource)
+        apply(&mut resource, request, schema).map(|()| resource)
+    }
+
+    fn patch(resource: Value, ops: Value) -> Result<Value, ScimError> {
+        patch_as(&USER, resource, ops)
+    }
+
+    fn scim_type(result: Result<Value, ScimError>) -> &'static str {
+        match result {
+            Err(ScimError::BadRequest { scim_type, .. }) => scim_type,
+            _ => "none",
+        }
     }
 
     fn user() -> Value {
@@ -377,7 +473,8 @@ mod tests {
     #[test]
     fn entra_removes_members_by_value() {
         let group = json!({"displayName": "g", "members": [{"value": "a"}, {"value": "b"}, {"value": "c"}]});
-        let changed = patch(
+        let changed = patch_as(
+            &GROUP,
             group,
             json!([{"op": "Remove", "path": "members", "value": [{"value": "b"}]}]),
         )
@@ -428,5 +525,138 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn paths_must_name_declared_writable_attributes() {
+        let op = |path: &str| json!([{"op": "replace", "path": path, "value": "x"}]);
+        assert_eq!(
+            scim_type(patch(user(), op("noSuchAttribute"))),
+            "invalidPath"
+        );
+        assert_eq!(scim_type(patch(user(), op("name.nickname"))), "invalidPath");
+        assert_eq!(
+            scim_type(patch(user(), op("userName[value eq \"a\"]"))),
+            "invalidPath"
+        );
+        assert_eq!(scim_type(patch(user(), op("id"))), "mutability");
+        assert_eq!(scim_type(patch(user(), op("meta.created"))), "mutability");
+        assert_eq!(scim_type(patch(user(), op("groups"))), "mutability");
+        assert_eq!(
+            scim_type(patch(
+                user(),
+                json!([{"op": "replace", "value": {"id": "other"}}])
+            )),
+            "mutability"
+        );
+        assert_eq!(
+            scim_type(patch(
+                user(),
+                json!([{"op": "add", "value": {"noSuchAttribute": 1}}])
+            )),
+            "invalidPath"
+        );
+        let qualified = patch(
+            user(),
+            json!([
+                {"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName", "value": "Q"},
+                {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "R&D"},
+                {"op": "add", "value": {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}}}
+            ]),
+        )
+        .unwrap_or_default();
+        assert_eq!(qualified["name"]["givenName"], "Q");
+        assert!(
+            qualified.get("department").is_none()
+                && qualified.as_object().is_some_and(|o| o.len() == 4)
+        );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::super::*;
+        use crate::scim::schema::USER;
+
+        fn pieces() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    prop::sample::select(
+                        &[
+                            "emails",
+                            "[",
+                            "]",
+                            ".",
+                            "value",
+                            "type eq \"work\"",
+                            " ",
+                            "name",
+                            "givenName",
+                            "urn:ietf:params:scim:schemas:core:2.0:User:",
+                            ":",
+                            "(",
+                            ")",
+                            " and ",
+                            "\"",
+                        ][..]
+                    )
+                    .prop_map(str::to_string),
+                    any::<char>().prop_map(String::from),
+                ],
+                0..120,
+            )
+            .prop_map(|p| p.concat())
+        }
+
+        fn try_path(path: &str) -> Result<Value, ScimError> {
+            let mut resource = json!({"userName": "a", "emails": [{"value": "a@b.c", "type": "work"}], "name": {"givenName": "A"}});
+            let request: PatchRequest = serde_json::from_value(json!({"Operations": [
+                {"op": "replace", "path": path, "value": "x"}, {"op": "remove", "path": path}]}))
+            .map_err(|e| ScimError::invalid_syntax(e.to_string()))?;
+            apply(&mut resource, request, &USER).map(|()| resource)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn any_path_is_applied_or_refused_cleanly(path in pieces()) {
+                if let Err(e) = try_path(&path) {
+                    prop_assert!(matches!(e, ScimError::BadRequest { .. }), "{path:?}: {e:?}");
+                }
+            }
+
+            #[test]
+            fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+                let _ = try_path(&String::from_utf8_lossy(&bytes));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn deep_value_filters_are_refused_past_the_limit(
+                depth in prop_oneof![1usize..4000, 28usize..36],
+            ) {
+                let path = format!("{}value eq \"a\"{}", "emails[".repeat(depth), "]".repeat(depth));
+                let parsed = try_path(&path);
+                if depth > crate::scim::filter::MAX_FILTER_DEPTH {
+                    let refused = matches!(parsed, Err(ScimError::BadRequest { scim_type: "invalidPath", .. }));
+                    prop_assert!(refused, "depth {}", depth);
+                }
+                let parens = format!("emails[{}type pr{}].value", "(".repeat(depth), ")".repeat(depth));
+                let parsed = try_path(&parens);
+                prop_assert_eq!(parsed.is_ok(), depth < crate::scim::filter::MAX_FILTER_DEPTH, "depth {}", depth);
+            }
+
+            #[test]
+            fn long_chains_in_paths_are_refused_past_the_limit(terms in 1usize..20_000) {
+                let path = format!("emails[{}].value", vec!["type pr"; terms].join(" or "));
+                let parsed = try_path(&path);
+                prop_assert_eq!(parsed.is_ok(), terms <= crate::scim::filter::MAX_FILTER_TERMS);
+            }
+        }
     }
 }

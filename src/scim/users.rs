@@ -11,21 +11,18 @@ use serde_json::{Map, Value, json};
 use super::auth::ScimCaller;
 use super::error::ScimError;
 use super::filter::{AttrPath, Filter, get_ci};
-use super::patch::{self, PatchRequest, loosen_booleans};
+use super::linking::{deprovision, follow_identity_change, link_email};
+use super::patch::{self, PatchRequest};
+use super::projection::Projection;
+use super::schema;
 use super::{MAX_COUNT, ScimJson, USER_SCHEMA, list_response, scim_json};
 use crate::api::snapshots::keyed_listing;
 use crate::app::AppState;
 use crate::domain::Timestamp;
-use crate::domain::idp::IdentityUpdate;
-use crate::domain::user::Email;
 use crate::store::scim::ScimUserRecord;
-use crate::store::users::SeatChange;
 
 /// Attributes compared with case (RFC 7643 §4.1: `id` and `externalId`).
 const CASE_EXACT: &[&str] = &["id", "externalid"];
-const BOOLEANS: &[&str] = &["active", "primary"];
-/// Attributes the service owns; a client's values for them are ignored.
-const READ_ONLY: &[&str] = &["id", "meta", "schemas", "groups"];
 
 /// A User as sent by a provider, checked, with the attributes the store indexes.
 struct ValidUser {
@@ -35,12 +32,12 @@ struct ValidUser {
     active: bool,
 }
 
-/// Checks and tidies a User sent by a provider; returns the stored form.
+/// Checks a User sent by a provider and reduces it to what is kept.
 fn validate(input: Value) -> Result<ValidUser, ScimError> {
-    let Value::Object(mut resource) = input else {
+    let Value::Object(sent) = input else {
         return Err(ScimError::invalid_syntax("a User must be a JSON object"));
     };
-    if let Some(schemas) = get_ci(&Value::Object(resource.clone()), "schemas") {
+    if let Some(schemas) = get_ci(&Value::Object(sent.clone()), "schemas") {
         let listed = schemas
             .as_array()
             .is_some_and(|s| s.iter().any(|v| v == USER_SCHEMA));
@@ -50,51 +47,25 @@ fn validate(input: Value) -> Result<ValidUser, ScimError> {
             )));
         }
     }
-    resource.retain(|k, _| !READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(k)));
-    for (key, value) in resource.iter_mut() {
-        if key.eq_ignore_ascii_case("active") {
-            *value = loosen_booleans(value.take());
-        }
-        if key.eq_ignore_ascii_case("emails")
-            && let Value::Array(items) = value
-        {
-            for item in items.iter_mut() {
-                let Value::Object(email) = item else {
-                    return Err(ScimError::invalid_value(
-                        "each of emails must be an object with a value",
-                    ));
-                };
-                if !email
-                    .iter()
-                    .any(|(k, v)| k.eq_ignore_ascii_case("value") && v.is_string())
-                {
-                    return Err(ScimError::invalid_value(
-                        "each of emails needs a string value",
-                    ));
-                }
-                for (k, v) in email.iter_mut() {
-                    if k.eq_ignore_ascii_case("primary") {
-                        *v = loosen_booleans(v.take());
-                    }
-                }
-            }
-        }
+    let resource = schema::USER.accept(sent)?;
+    let emails = resource.get("emails").and_then(Value::as_array);
+    if emails.is_some_and(|all| all.iter().any(|e| !e["value"].is_string())) {
+        return Err(ScimError::invalid_value(
+            "each of emails needs a string value",
+        ));
     }
-    let object = Value::Object(resource.clone());
-    let user_name = match get_ci(&object, "userName") {
+    let user_name = match resource.get("userName") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
         _ => return Err(ScimError::invalid_value("userName is required")),
     };
-    let external_id = match get_ci(&object, "externalId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(id.clone()),
-        Some(_) => return Err(ScimError::invalid_value("externalId must be a string")),
-    };
-    let active = match get_ci(&object, "active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(on)) => *on,
-        Some(_) => return Err(ScimError::invalid_value("active must be true or false")),
-    };
+    let external_id = resource
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let active = resource
+        .get("active")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     Ok(ValidUser {
         resource,
         user_name,
@@ -108,9 +79,7 @@ fn representation(state: &AppState, user: &ScimUserRecord, groups: Vec<Value>) -
     let mut body = Map::new();
     body.insert("schemas".into(), json!([USER_SCHEMA]));
     body.insert("id".into(), json!(user.id));
-    if let Value::Object(attributes) = &user.resource {
-        body.extend(attributes.clone());
-    }
+    body.extend(schema::USER.shown(&user.resource));
     body.insert("groups".into(), Value::Array(groups));
     body.insert(
         "meta".into(),
@@ -123,43 +92,6 @@ fn representation(state: &AppState, user: &ScimUserRecord, groups: Vec<Value>) -
         }),
     );
     Value::Object(body)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Projection {
-    attributes: Option<String>,
-    excluded_attributes: Option<String>,
-}
-
-impl Projection {
-    /// Keeps the requested attributes (or drops the excluded ones); `id` and
-    /// `schemas` are always returned.
-    pub(super) fn apply(&self, resource: Value) -> Value {
-        let Value::Object(map) = resource else {
-            return resource;
-        };
-        let names = |raw: &Option<String>| -> Vec<String> {
-            raw.as_deref()
-                .unwrap_or_default()
-                .split(',')
-                .filter_map(|n| AttrPath::parse(n.trim()))
-                .map(|p| p.attr.to_ascii_lowercase())
-                .collect()
-        };
-        let (wanted, excluded) = (names(&self.attributes), names(&self.excluded_attributes));
-        let always = |k: &str| k.eq_ignore_ascii_case("id") || k.eq_ignore_ascii_case("schemas");
-        Value::Object(
-            map.into_iter()
-                .filter(|(k, _)| {
-                    let key = k.to_ascii_lowercase();
-                    always(k)
-                        || ((wanted.is_empty() || wanted.contains(&key))
-                            && !excluded.contains(&key))
-                })
-                .collect(),
-        )
-    }
 }
 
 /// A `POST …/.search` body (RFC 7644 §3.4.3).
@@ -397,125 +329,6 @@ async fn load(
         .ok_or_else(|| ScimError::NotFound(format!("no User {id}")))
 }
 
-/// What Cloudflare does when a provider deactivates or deletes a user: the
-/// Access user with that e-mail loses their sessions (`user_deprovision`)
-/// and their seat (`seat_deprovision`), before the SCIM answer is sent.
-async fn deprovision(
-    state: &AppState,
-    caller: &ScimCaller,
-    user: &ScimUserRecord,
-) -> Result<(), ScimError> {
-    if !caller.idp.scim.user_deprovision {
-        return Ok(());
-    }
-    let Some(access_user) = state
-        .store
-        .find_user_by_email(&caller.idp.account_id, &user.link_email)
-        .await?
-    else {
-        return Ok(());
-    };
-    let now = Timestamp::now();
-    state
-        .store
-        .revoke_user_sessions(&access_user.id, now)
-        .await?;
-    if caller.idp.scim.seat_deprovision {
-        let change = SeatChange {
-            seat_uid: access_user.seat.id.clone(),
-            access: false,
-            gateway: false,
-        };
-        let _ = state
-            .store
-            .update_seats(&caller.idp.account_id, &[change], now)
-            .await?;
-    }
-    Ok(())
-}
-
-/// What a changed name or e-mail does to the Access user, per the
-/// provider's `identity_update_behavior`: `automatic` copies it over,
-/// `reauth` ends their sessions so the next login carries it, `no_action`
-/// leaves Access alone.
-async fn follow_identity_change(
-    state: &AppState,
-    caller: &ScimCaller,
-    before: &ScimUserRecord,
-    after: &ScimUserRecord,
-) -> Result<(), ScimError> {
-    let display = |u: &ScimUserRecord| {
-        get_ci(&u.resource, "displayName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let (old_email, new_email) = (before.link_email.clone(), after.link_email.clone());
-    let renamed = display(before) != display(after);
-    let moved = !old_email.eq_ignore_ascii_case(&new_email);
-    if !renamed && !moved {
-        return Ok(());
-    }
-    let Some(mut access_user) = state
-        .store
-        .find_user_by_email(&caller.idp.account_id, &old_email)
-        .await?
-    else {
-        return Ok(());
-    };
-    let now = Timestamp::now();
-    match caller.idp.scim.identity_update {
-        IdentityUpdate::NoAction => {}
-        IdentityUpdate::Reauth => {
-            state
-                .store
-                .revoke_user_sessions(&access_user.id, now)
-                .await?;
-        }
-        IdentityUpdate::Automatic => {
-            if renamed && let Some(name) = display(after) {
-                access_user.name = Some(name);
-                access_user.updated_at = now;
-                state.store.rename_user(&access_user).await?;
-            }
-            if moved && let Ok(email) = Email::parse(&new_email) {
-                match state
-                    .store
-                    .change_user_email(&access_user, &email, now)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(crate::store::StoreError::Conflict(_)) => {
-                        tracing::warn!(user = %access_user.id, "SCIM e-mail change not applied: another Access user has that e-mail");
-                    }
-                    Err(other) => return Err(other.into()),
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The e-mail that links a SCIM user to an Access user: the primary e-mail,
-/// else the first, else the userName.
-fn link_email(resource: &Map<String, Value>, user_name: &str) -> String {
-    let resource = Value::Object(resource.clone());
-    let emails = get_ci(&resource, "emails")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let value = |e: &Value| {
-        get_ci(e, "value")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    emails
-        .iter()
-        .find(|e| get_ci(e, "primary") == Some(&Value::Bool(true)))
-        .and_then(value)
-        .or_else(|| emails.first().and_then(value))
-        .unwrap_or_else(|| user_name.to_string())
-}
-
 pub async fn create_user(
     State(state): State<AppState>,
     caller: ScimCaller,
@@ -614,8 +427,8 @@ pub async fn patch_user(
     ScimJson(request): ScimJson<PatchRequest>,
 ) -> Result<Response, ScimError> {
     let before = load(&state, &caller, &id).await?;
-    let mut resource = before.resource.clone();
-    patch::apply(&mut resource, request, BOOLEANS)?;
+    let mut resource = Value::Object(schema::USER.shown(&before.resource));
+    patch::apply(&mut resource, request, &schema::USER)?;
     let Value::Object(resource) = resource else {
         return Err(ScimError::invalid_value(
             "the patched User is not an object",

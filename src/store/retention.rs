@@ -12,6 +12,7 @@ pub struct Purged {
     pub deleted_users: u64,
     pub otp_challenges: u64,
     pub throttle_windows: u64,
+    pub deleted_scim_users: u64,
 }
 
 /// Throttle windows are at most this long; older ones limit nothing.
@@ -19,9 +20,9 @@ const LONGEST_THROTTLE_WINDOW_SECONDS: i64 = 24 * 3600;
 
 impl Store {
     /// Deletes sessions that expired or were revoked before `sessions_before`,
-    /// failed logins past their own expiry at `now`, and user tombstones older
-    /// than `tombstones_before`; sign-in challenges past their expiry (used or
-    /// not) and throttle windows that closed.
+    /// failed logins past their own expiry at `now`, and tombstones of Access
+    /// and SCIM users older than `tombstones_before`; sign-in challenges past
+    /// their expiry (used or not) and throttle windows that closed.
     #[instrument(skip_all)]
     pub async fn purge_expired_records(
         &self,
@@ -48,12 +49,14 @@ impl Store {
         let throttle_windows = self
             .purge_throttle_windows(now.plus_seconds(-LONGEST_THROTTLE_WINDOW_SECONDS))
             .await?;
+        let deleted_scim_users = self.purge_scim_tombstones(tombstones_before).await?;
         Ok(Purged {
             sessions,
             failed_logins,
             deleted_users,
             otp_challenges,
             throttle_windows,
+            deleted_scim_users,
         })
     }
 }

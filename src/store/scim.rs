@@ -162,6 +162,30 @@ impl Store {
         rows.into_iter().map(ScimUserRecord::try_from).collect()
     }
 
+    /// Whether a live SCIM user of another provider in the account, created
+    /// no later than `until`, is linked to `email`.
+    #[instrument(skip_all)]
+    pub async fn scim_email_claimed_by_other(
+        &self,
+        account: &AccountId,
+        idp: &IdpId,
+        email: &str,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let sql = "SELECT COUNT(*) FROM scim_users WHERE account_id = $1 AND link_email = $2 \
+                   AND idp_id <> $3 AND created_at <= $4 AND deleted_at IS NULL";
+        let claims: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(account.as_str())
+                .bind(email.to_lowercase())
+                .bind(idp.as_str())
+                .bind(until.micros())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(claims > 0)
+    }
+
     /// Removes tombstones of SCIM users deleted before `before`.
     #[instrument(skip_all)]
     pub async fn purge_scim_tombstones(&self, before: Timestamp) -> StoreResult<u64> {

@@ -211,7 +211,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Ids of the SCIM groups, in this account, of the users linked to `email`.
+    /// Ids of the SCIM groups, in this account, of the users linked to
+    /// `email`. A deactivated (`active: false`) SCIM user counts in no group.
     #[instrument(skip_all)]
     pub async fn scim_group_ids_for_email(
         &self,
@@ -219,11 +220,12 @@ impl Store {
         email: &str,
     ) -> StoreResult<Vec<String>> {
         let sql = "SELECT m.group_id FROM scim_group_members m JOIN scim_users u ON u.id = m.user_id \
-                   WHERE u.account_id = $1 AND u.link_email = $2 AND u.deleted_at IS NULL";
+                   WHERE u.account_id = $1 AND u.link_email = $2 AND u.active = $3 AND u.deleted_at IS NULL";
         let groups = with_pool!(self, |pool| {
             sqlx::query_scalar(sql)
                 .bind(account.as_str())
                 .bind(email.to_lowercase())
+                .bind(true)
                 .fetch_all(pool)
                 .await?
         });

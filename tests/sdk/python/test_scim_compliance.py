@@ -1,5 +1,6 @@
 """The open SCIM compliance checker, scim2-tester, against a live server,
-with every check it offers."""
+with every check it offers, after a provider pushed a user with attributes
+the server does not keep."""
 
 import collections
 
@@ -19,6 +20,17 @@ def test_scim2_tester_finds_no_failures(admin):
         scim_config={"enabled": True})
     http = Client(base_url=idp.scim_config.scim_base_url,
                   headers={"Authorization": f"Bearer {idp.scim_config.secret}"}, timeout=30)
+    # An Okta-shaped create: a password, a locale and an undeclared attribute.
+    okta = http.post("/Users", headers={"Content-Type": "application/scim+json"}, json={
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "okta.user@example.com", "password": "not-kept-Secret1",
+        "name": {"givenName": "Okta", "familyName": "User"},
+        "emails": [{"primary": True, "value": "okta.user@example.com", "type": "work"}],
+        "displayName": "Okta User", "locale": "en-US", "active": True,
+        "noSuchAttribute": "dropped"})
+    assert okta.status_code == 201, okta.text
+    assert "password" not in okta.json() and "noSuchAttribute" not in okta.json()
+    assert okta.json()["locale"] == "en-US"
     client = SyncSCIMClient(http)
     results = check_server(client)
     summary = collections.Counter(result.status.name for result in results)

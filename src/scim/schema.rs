@@ -1,0 +1,416 @@
+//! The attributes this service keeps, in one place: `/Schemas` shows them,
+//! what a provider sends is reduced to them, PATCH paths are checked against
+//! them and responses carry nothing else.
+//!
+//! Attributes a provider sends that are not declared here (and attributes of
+//! schemas this service does not declare) are dropped without an error, as
+//! RFC 7644 §3.3 allows. `password` is accepted and never stored.
+
+use serde_json::{Map, Value, json};
+
+use super::error::ScimError;
+use super::patch::loosen_booleans;
+use super::{GROUP_SCHEMA, USER_SCHEMA};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    String,
+    Boolean,
+    Complex,
+    Reference,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutability {
+    ReadWrite,
+    ReadOnly,
+    Immutable,
+    /// Accepted, never stored, never returned (`password`).
+    WriteOnly,
+}
+
+pub struct Attribute {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub multi: bool,
+    pub required: bool,
+    pub case_exact: bool,
+    pub mutability: Mutability,
+    pub server_unique: bool,
+    pub subs: &'static [Attribute],
+    pub reference_types: &'static [&'static str],
+    pub canonical: &'static [&'static str],
+}
+
+const fn string(name: &'static str) -> Attribute {
+    Attribute {
+        name,
+        kind: Kind::String,
+        multi: false,
+        required: false,
+        case_exact: false,
+        mutability: Mutability::ReadWrite,
+        server_unique: false,
+        subs: &[],
+        reference_types: &[],
+        canonical: &[],
+    }
+}
+
+const fn boolean(name: &'static str) -> Attribute {
+    Attribute {
+        kind: Kind::Boolean,
+        ..string(name)
+    }
+}
+
+const fn complex(name: &'static str, subs: &'static [Attribute]) -> Attribute {
+    Attribute {
+        kind: Kind::Complex,
+        subs,
+        ..string(name)
+    }
+}
+
+const fn multi(name: &'static str, subs: &'static [Attribute]) -> Attribute {
+    Attribute {
+        multi: true,
+        ..complex(name, subs)
+    }
+}
+
+const fn read_only(attribute: Attribute) -> Attribute {
+    Attribute {
+        mutability: Mutability::ReadOnly,
+        ..attribute
+    }
+}
+
+const fn case_exact(attribute: Attribute) -> Attribute {
+    Attribute {
+        case_exact: true,
+        ..attribute
+    }
+}
+
+const fn immutable(attribute: Attribute) -> Attribute {
+    Attribute {
+        mutability: Mutability::Immutable,
+        ..attribute
+    }
+}
+
+const fn reference(name: &'static str, to: &'static [&'static str]) -> Attribute {
+    Attribute {
+        kind: Kind::Reference,
+        case_exact: true,
+        reference_types: to,
+        ..string(name)
+    }
+}
+
+/// `value`, `type`, `primary`, `display`: the shape of emails and phone numbers.
+const TYPED_VALUE: &[Attribute] = &[
+    string("value"),
+    string("type"),
+    boolean("primary"),
+    string("display"),
+];
+
+const USER_ATTRIBUTES: &[Attribute] = &[
+    Attribute {
+        required: true,
+        server_unique: true,
+        ..string("userName")
+    },
+    complex(
+        "name",
+        &[
+            string("formatted"),
+            string("familyName"),
+            string("givenName"),
+            string("middleName"),
+            string("honorificPrefix"),
+            string("honorificSuffix"),
+        ],
+    ),
+    string("displayName"),
+    string("nickName"),
+    string("title"),
+    string("userType"),
+    string("preferredLanguage"),
+    string("locale"),
+    string("timezone"),
+    boolean("active"),
+    Attribute {
+        mutability: Mutability::WriteOnly,
+        ..string("password")
+    },
+    multi("emails", TYPED_VALUE),
+    multi("phoneNumbers", TYPED_VALUE),
+    multi(
+        "addresses",
+        &[
+            string("formatted"),
+            string("streetAddress"),
+            string("locality"),
+            string("region"),
+            string("postalCode"),
+            string("country"),
+            string("type"),
+            boolean("primary"),
+        ],
+    ),
+    case_exact(string("externalId")),
+    read_only(multi(
+        "groups",
+        &[
+            read_only(case_exact(string("value"))),
+            read_only(reference("$ref", &["Group"])),
+            read_only(string("display")),
+        ],
+    )),
+];
+
+const GROUP_ATTRIBUTES: &[Attribute] = &[
+    Attribute {
+        required: true,
+        server_unique: true,
+        ..string("displayName")
+    },
+    multi(
+        "members",
+        &[
+            immutable(case_exact(string("value"))),
+            immutable(reference("$ref", &["User"])),
+            read_only(string("display")),
+            Attribute {
+                canonical: &["User"],
+                ..immutable(string("type"))
+            },
+        ],
+    ),
+    case_exact(string("externalId")),
+];
+
+pub struct Schema {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub attributes: &'static [Attribute],
+}
+
+pub const USER: Schema = Schema {
+    id: USER_SCHEMA,
+    name: "User",
+    description: "User Account",
+    attributes: USER_ATTRIBUTES,
+};
+
+pub const GROUP: Schema = Schema {
+    id: GROUP_SCHEMA,
+    name: "Group",
+    description: "Group",
+    attributes: GROUP_ATTRIBUTES,
+};
+
+fn find<'a>(attributes: &'a [Attribute], name: &str) -> Option<&'a Attribute> {
+    attributes
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+}
+
+impl Attribute {
+    pub fn sub(&self, name: &str) -> Option<&Attribute> {
+        find(self.subs, name)
+    }
+
+    fn to_json(&self) -> Value {
+        let mutability = match self.mutability {
+            Mutability::ReadWrite => "readWrite",
+            Mutability::ReadOnly => "readOnly",
+            Mutability::Immutable => "immutable",
+            Mutability::WriteOnly => "writeOnly",
+        };
+        let kind = match self.kind {
+            Kind::String => "string",
+            Kind::Boolean => "boolean",
+            Kind::Complex => "complex",
+            Kind::Reference => "reference",
+        };
+        let mut out = json!({
+            "name": self.name, "type": kind, "multiValued": self.multi,
+            "required": self.required, "caseExact": self.case_exact,
+            "mutability": mutability,
+            "returned": if self.mutability == Mutability::WriteOnly { "never" } else { "default" },
+            "uniqueness": if self.server_unique { "server" } else { "none" },
+            "description": self.name,
+        });
+        if !self.subs.is_empty() {
+            out["subAttributes"] = self.subs.iter().map(Attribute::to_json).collect();
+        }
+        if !self.reference_types.is_empty() {
+            out["referenceTypes"] = json!(self.reference_types);
+        }
+        if !self.canonical.is_empty() {
+            out["canonicalValues"] = json!(self.canonical);
+        }
+        out
+    }
+
+    /// The value as it is kept: declared members only, under their declared
+    /// names; with `strict`, a value of the wrong type is an error, else it
+    /// is dropped (`None`).
+    fn keep(&self, value: Value, strict: bool) -> Result<Option<Value>, ScimError> {
+        if self.mutability == Mutability::WriteOnly || value.is_null() {
+            return Ok(None);
+        }
+        if self.multi {
+            let items = match value {
+                Value::Array(items) => items,
+                single @ Value::Object(_) => vec![single],
+                _ if strict => {
+                    return Err(ScimError::invalid_value(format!(
+                        "{} must be a list",
+                        self.name
+                    )));
+                }
+                _ => return Ok(None),
+            };
+            let mut kept = Vec::with_capacity(items.len());
+            for item in items {
+                if let Some(item) = self.keep_single(item, strict)? {
+                    kept.push(item);
+                }
+            }
+            return Ok(Some(Value::Array(kept)));
+        }
+        self.keep_single(value, strict)
+    }
+
+    fn keep_single(&self, value: Value, strict: bool) -> Result<Option<Value>, ScimError> {
+        let kept = match (self.kind, value) {
+            (Kind::Complex, Value::Object(members)) => {
+                Some(Value::Object(keep_declared(self.subs, members, strict)?))
+            }
+            (Kind::Boolean, value) => match loosen_booleans(value) {
+                Value::Bool(on) => Some(Value::Bool(on)),
+                _ => None,
+            },
+            (Kind::String | Kind::Reference, Value::String(text)) => Some(Value::String(text)),
+            _ => None,
+        };
+        if kept.is_none() && strict {
+            return Err(ScimError::invalid_value(format!(
+                "{} has a value of the wrong type",
+                self.name
+            )));
+        }
+        Ok(kept)
+    }
+}
+
+/// The declared members of `input`, renamed to their declared names.
+fn keep_declared(
+    attributes: &[Attribute],
+    input: Map<String, Value>,
+    strict: bool,
+) -> Result<Map<String, Value>, ScimError> {
+    let mut kept = Map::new();
+    for (key, value) in input {
+        let Some(attribute) = find(attributes, &key) else {
+            continue;
+        };
+        if let Some(value) = attribute.keep(value, strict)? {
+            kept.insert(attribute.name.to_string(), value);
+        }
+    }
+    Ok(kept)
+}
+
+impl Schema {
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        find(self.attributes, name)
+    }
+
+    /// What a provider sent, reduced to what is kept: read-only attributes,
+    /// `password` and undeclared attributes are dropped; a declared attribute
+    /// of the wrong type is an `invalidValue` error.
+    pub fn accept(&self, input: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
+        let writable: Map<String, Value> = input
+            .into_iter()
+            .filter(|(key, _)| {
+                self.attribute(key)
+                    .is_some_and(|a| a.mutability != Mutability::ReadOnly)
+            })
+            .collect();
+        keep_declared(self.attributes, writable, true)
+    }
+
+    /// A stored resource as it may be shown: declared attributes only.
+    pub fn shown(&self, stored: &Value) -> Map<String, Value> {
+        let Value::Object(members) = stored.clone() else {
+            return Map::new();
+        };
+        keep_declared(self.attributes, members, false).unwrap_or_default()
+    }
+
+    /// Names of the boolean attributes and sub-attributes (`active`, `primary`).
+    pub fn booleans(&self) -> Vec<&'static str> {
+        self.attributes
+            .iter()
+            .flat_map(|a| std::iter::once(a).chain(a.subs.iter()))
+            .filter(|a| a.kind == Kind::Boolean)
+            .map(|a| a.name)
+            .collect()
+    }
+
+    pub fn to_json(&self, location: String) -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+            "id": self.id, "name": self.name, "description": self.description,
+            "attributes": self.attributes.iter().map(Attribute::to_json).collect::<Vec<_>>(),
+            "meta": {"resourceType": "Schema", "location": location}
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_declared_attributes_are_kept() {
+        let sent = json!({
+            "USERNAME": "a@example.com", "password": "secret", "noSuchAttribute": 1,
+            "locale": "en-US", "id": "x", "groups": [{"value": "g"}],
+            "name": {"givenName": "A", "nickname": "no"},
+            "emails": [{"value": "a@example.com", "primary": "True", "extra": 1}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
+        });
+        let Value::Object(sent) = sent else {
+            panic!("an object")
+        };
+        let kept = USER.accept(sent).unwrap_or_default();
+        assert_eq!(
+            Value::Object(kept),
+            json!({"userName": "a@example.com", "locale": "en-US", "name": {"givenName": "A"},
+                   "emails": [{"value": "a@example.com", "primary": true}]})
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        for sent in [
+            json!({"userName": 7}),
+            json!({"userName": "a", "active": "maybe"}),
+            json!({"userName": "a", "emails": "a@example.com"}),
+            json!({"userName": "a", "name": "A"}),
+        ] {
+            let Value::Object(sent) = sent else {
+                panic!("an object")
+            };
+            assert!(USER.accept(sent).is_err());
+        }
+    }
+}
