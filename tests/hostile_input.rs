@@ -319,6 +319,8 @@ fn same_bits(a: &str, b: &str) -> bool {
 
 /// The deepest and longest inputs each parser allows, and beyond: each is
 /// refused with a 4xx, and the same process then answers a normal request.
+/// JSON bodies, Go durations, policy rules (e-mail addresses, IP networks),
+/// query strings, application tokens, SCIM filters and PATCH paths.
 async fn the_largest_inputs_leave_the_server_answering(db: TestDb) {
     let server = Server::start(&db).await;
     let account = server.create_account("Large").await;
@@ -424,6 +426,53 @@ async fn the_largest_inputs_leave_the_server_answering(db: TestDb) {
     assert!(
         identity.is_some_and(|s| s.is_client_error()),
         "{identity:?}"
+    );
+
+    // SCIM filters and PATCH paths (their limits are tested one by one in
+    // `scim_limits`): stack-deep and endless input through one provider.
+    let (_, scim) = crate::scim::provider(&server).await;
+    let deep = format!("{}userName pr{}", "(".repeat(5_000), ")".repeat(5_000));
+    let long = vec!["userName pr"; 20_000].join(" and ");
+    for filter in [&deep, &long] {
+        let search = scim
+            .call("POST", "/Users/.search", Some(json!({"filter": filter})))
+            .await;
+        assert_eq!(
+            search.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            brief(&search.body)
+        );
+    }
+    let user = scim
+        .call(
+            "POST",
+            "/Users",
+            Some(json!({"userName": "deep@example.com"})),
+        )
+        .await;
+    assert_eq!(user.status, StatusCode::CREATED, "{}", brief(&user.body));
+    let user_path = format!("/Users/{}", user.body["id"].as_str().unwrap_or_default());
+    let path = format!("{}value pr{}", "emails[".repeat(2_000), "]".repeat(2_000));
+    let patch = scim
+        .call(
+            "PATCH",
+            &user_path,
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "remove", "path": path}]}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        patch.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        brief(&patch.body)
+    );
+    assert_eq!(
+        scim.call("GET", &user_path, None).await.status,
+        StatusCode::OK
     );
 
     assert_eq!(
