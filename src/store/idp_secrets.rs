@@ -65,17 +65,13 @@ impl Store {
             }
             *secret = sealer.seal(&text, &sealed_record(&id))?.into();
             let resealed = serde_json::to_string(&config).map_err(corrupt)?;
-            with_pool!(self, |pool| {
-                sqlx::query(
-                    "UPDATE access_identity_providers SET config = $2 WHERE id = $1 AND config = $3",
-                )
-                .bind(&id)
-                .bind(&resealed)
-                .bind(&stored)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            });
+            self.replace_if_unchanged(
+                "UPDATE access_identity_providers SET config = $2 WHERE id = $1 AND config = $3",
+                &id,
+                &resealed,
+                &stored,
+            )
+            .await?;
             sealed_now += 1;
         }
         Ok(sealed_now)
@@ -84,13 +80,9 @@ impl Store {
     /// Whether any provider's client secret is stored sealed.
     #[instrument(skip_all)]
     pub async fn has_sealed_idp_secrets(&self) -> StoreResult<bool> {
-        let count: i64 = with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM access_identity_providers WHERE config LIKE '%\"sealed:v1:%'",
-            )
-            .fetch_one(pool)
-            .await?
-        });
-        Ok(count > 0)
+        self.any_row(
+            "SELECT COUNT(*) FROM access_identity_providers WHERE config LIKE '%\"sealed:v1:%'",
+        )
+        .await
     }
 }

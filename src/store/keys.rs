@@ -81,15 +81,13 @@ impl Store {
                 continue;
             }
             let sealed = sealer.seal(&stored, &record)?;
-            with_pool!(self, |pool| {
-                sqlx::query("UPDATE access_signing_keys SET private_pem = $2 WHERE kid = $1 AND private_pem = $3")
-                    .bind(&kid)
-                    .bind(&sealed)
-                    .bind(&stored)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
+            self.replace_if_unchanged(
+                "UPDATE access_signing_keys SET private_pem = $2 WHERE kid = $1 AND private_pem = $3",
+                &kid,
+                &sealed,
+                &stored,
+            )
+            .await?;
             sealed_now += 1;
         }
         Ok(sealed_now)
@@ -98,14 +96,8 @@ impl Store {
     /// Whether any signing key is stored sealed (so a secret key must exist).
     #[instrument(skip_all)]
     pub async fn has_sealed_signing_keys(&self) -> StoreResult<bool> {
-        let count: i64 = with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM access_signing_keys WHERE private_pem LIKE 'sealed:%'",
-            )
-            .fetch_one(pool)
-            .await?
-        });
-        Ok(count > 0)
+        self.any_row("SELECT COUNT(*) FROM access_signing_keys WHERE private_pem LIKE 'sealed:%'")
+            .await
     }
 }
 

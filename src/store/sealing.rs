@@ -87,6 +87,37 @@ impl Sealer {
     }
 }
 
+impl super::Store {
+    /// Runs `update` (`$1` the row's key, `$2` the new value, `$3` the value
+    /// read) so a row changed since it was read is left alone.
+    pub(super) async fn replace_if_unchanged(
+        &self,
+        update: &str,
+        key: &str,
+        new: &str,
+        read: &str,
+    ) -> StoreResult<()> {
+        super::with_pool!(self, |pool| {
+            sqlx::query(update)
+                .bind(key)
+                .bind(new)
+                .bind(read)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Whether `count` (a `SELECT COUNT(*) …`) counts any row.
+    pub(super) async fn any_row(&self, count: &str) -> StoreResult<bool> {
+        let rows: i64 = super::with_pool!(self, |pool| {
+            sqlx::query_scalar(count).fetch_one(pool).await?
+        });
+        Ok(rows > 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
