@@ -15,8 +15,10 @@ pub struct Purged {
     pub deleted_scim_users: u64,
 }
 
-/// Throttle windows are at most this long; older ones limit nothing.
-const LONGEST_THROTTLE_WINDOW_SECONDS: i64 = 24 * 3600;
+/// Throttle windows are at most this long (sign-in codes use ten minutes);
+/// older ones limit nothing, and purging them keeps the table as small as
+/// the keys seen in the last hour, however many an attacker invents.
+const LONGEST_THROTTLE_WINDOW_SECONDS: i64 = 3600;
 
 impl Store {
     /// Deletes sessions that expired or were revoked before `sessions_before`,
