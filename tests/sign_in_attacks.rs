@@ -17,6 +17,7 @@ crate::on_each_backend!(
     identity_is_answered_only_on_the_token_audience_host,
     concurrent_seat_changes_stay_consistent,
     a_busy_database_asks_the_sign_in_page_to_retry,
+    no_spelling_of_an_address_escapes_its_rules_or_limits,
 );
 
 const MAX_TRIES: usize = 5;
@@ -335,4 +336,49 @@ async fn a_busy_database_asks_the_sign_in_page_to_retry(db: TestDb) {
     drop(lock);
     let sent = visitor.send_code(&login, "patient@example.com").await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.html);
+}
+
+/// Mailers deliver `"fired"@corp.test` and `fi\red@corp.test` to
+/// `fired@corp.test`, so such spellings are refused outright; case (in any
+/// script) and punycode make no other address for rules or for the
+/// per-address limit.
+async fn no_spelling_of_an_address_escapes_its_rules_or_limits(db: TestDb) {
+    let policy = json!({"name": "Staff", "decision": "allow",
+        "include": [{"email_domain": {"domain": "corp.test"}}, {"email_domain": {"domain": "bücher.de"}}],
+        "exclude": [{"email": {"email": "fired@corp.test"}}, {"email": {"email": "ärger@corp.test"}}]});
+    let bed = LoginBed::start_with_policy(&db, policy, &[]).await;
+    let mut visitor = bed.visitor();
+    let login = visitor.open_login(&bed.host).await;
+    for disguised in [
+        "\"fired\"@corp.test",
+        "fi\\red@corp.test",
+        "fired(x)@corp.test",
+    ] {
+        let refused = visitor.send_code(&login, disguised).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{disguised}");
+    }
+    assert!(bed.messages().is_empty(), "no code was mailed");
+
+    for excluded in ["FIRED@CORP.TEST", "ÄRGER@corp.test"] {
+        let denied = bed.sign_in(excluded).await;
+        assert_eq!(
+            denied.status,
+            StatusCode::FORBIDDEN,
+            "{excluded}: {}",
+            denied.html
+        );
+    }
+    let member = bed.sign_in("Jürgen@XN--BCHER-KVA.de").await;
+    assert_eq!(member.status, StatusCode::SEE_OTHER, "{}", member.html);
+
+    let spellings = ["anna@bücher.de", "anna@xn--bcher-kva.de", "ANNA@BÜCHER.DE"];
+    let sends = (0..8)
+        .map(|i| visitor.send_code_request(&login, spellings[i % spellings.len()]))
+        .collect();
+    let sent = burst_pages(sends)
+        .await
+        .iter()
+        .filter(|a| a.status == StatusCode::OK)
+        .count();
+    assert_eq!(sent, 5, "one address, however it is spelt");
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::user::{Email, domain_key};
 use super::{AccessPolicyId, AccountId, Timestamp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,13 +110,15 @@ impl Rule {
 
     pub fn matches(&self, who: &Requester) -> bool {
         match self {
+            // Compared by their keys, as users are: `ÄRGER@…` is `ärger@…`.
             Rule::Email { email } => who
                 .email
                 .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(email)),
+                .is_some_and(|e| Email::key_of(e) == Email::key_of(email)),
             Rule::EmailDomain { domain } => who.email.as_deref().is_some_and(|e| {
-                e.rsplit_once('@')
-                    .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain.trim_start_matches('@')))
+                e.rsplit_once('@').is_some_and(|(_, d)| {
+                    domain_key(d) == domain_key(domain.trim_start_matches('@'))
+                })
             }),
             Rule::Everyone {} => true,
             // An IPv4 client seen through an IPv6 socket is matched as IPv4.

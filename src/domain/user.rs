@@ -38,15 +38,27 @@ impl Email {
         if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
             return Err("email must look like name@example.com");
         }
+        if !is_dot_atom(local) {
+            return Err(
+                "the part before @ may hold letters, digits, dots (not first, last or doubled) \
+                 and !#$%&'*+-/=?^_`{|}~ only; quoted and escaped forms are not accepted",
+            );
+        }
         Ok(Self {
             given: raw.to_string(),
             key: Self::key_of(raw),
         })
     }
 
-    /// The form used to compare addresses: case does not make a different user.
+    /// The form used to compare addresses: case does not make a different
+    /// user, in any script, and neither does writing an international
+    /// domain as punycode (`xn--…`) or in its own letters.
     pub fn key_of(raw: &str) -> String {
-        raw.trim().to_lowercase()
+        let raw = raw.trim();
+        match raw.rsplit_once('@') {
+            Some((local, domain)) => format!("{}@{}", local.to_lowercase(), domain_key(domain)),
+            None => raw.to_lowercase(),
+        }
     }
 
     /// Rebuilds an address read back from storage, where it was validated on the way in.
@@ -62,6 +74,29 @@ impl Email {
     pub fn key(&self) -> &str {
         &self.key
     }
+}
+
+/// The comparison form of a domain name: lowercase, in Unicode letters
+/// (UTS 46), so `XN--BCHER-KVA.de` and `Bücher.de` are one domain.
+pub fn domain_key(domain: &str) -> String {
+    let (unicode, outcome) = idna::domain_to_unicode(domain.trim());
+    if outcome.is_ok() {
+        unicode
+    } else {
+        domain.trim().to_lowercase()
+    }
+}
+
+/// Whether `local` is an RFC 5322 dot-atom (with the UTF-8 letters of RFC
+/// 6531): what mail servers deliver as written. Quoted strings, escapes and
+/// comments are refused, since a mailer would deliver `"fired"@corp.test`
+/// to `fired@corp.test` while rules and keys saw another address.
+fn is_dot_atom(local: &str) -> bool {
+    let allowed = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.chars().all(|c| c == '.' || allowed(c))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +179,25 @@ mod tests {
         }
         assert!(Email::parse("jane+tag@sub.example.co.uk").is_ok());
         assert!(Email::parse("jürgen@bücher.de").is_ok());
+        for disguised in [
+            "\"fired\"@corp.test",
+            "fi\\red@corp.test",
+            "fired(comment)@corp.test",
+            ".fired@corp.test",
+            "fi..red@corp.test",
+            "fired.@corp.test",
+            "<fired>@corp.test",
+        ] {
+            assert!(Email::parse(disguised).is_err(), "{disguised:?}");
+        }
+    }
+
+    #[test]
+    fn international_domains_compare_in_either_spelling() {
+        let unicode = Email::parse("Jürgen@Bücher.de").map(|e| e.key().to_string());
+        let punycode = Email::parse("jürgen@XN--BCHER-KVA.de").map(|e| e.key().to_string());
+        assert_eq!(unicode, punycode);
+        assert_eq!(unicode.as_deref(), Ok("jürgen@bücher.de"));
     }
 
     mod properties {
@@ -172,8 +226,10 @@ mod tests {
                 if let Ok(email) = Email::parse(&raw) {
                     prop_assert!(email.as_str().chars().count() <= MAX_EMAIL_CHARS);
                     prop_assert!(!email.as_str().chars().any(|c| c.is_whitespace() || c.is_control()));
-                    prop_assert_eq!(email.key(), email.as_str().to_lowercase());
+                    prop_assert_eq!(email.key(), Email::key_of(email.as_str()));
                     prop_assert_eq!(Email::key_of(email.key()), email.key());
+                    let local = email.as_str().rsplit_once('@').map(|(l, _)| l).unwrap_or_default();
+                    prop_assert!(!local.contains(['"', '\\', '(', ')', '<', '>', ',', ';', ':', '[', ']']));
                 }
             }
 

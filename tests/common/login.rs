@@ -58,6 +58,12 @@ impl Answer {
 impl LoginBed {
     /// `include` is the allow policy's include rules.
     pub async fn start(db: &TestDb, include: Value, env: &[(&str, &str)]) -> LoginBed {
+        let policy = json!({"name": "Allow", "decision": "allow", "include": include});
+        Self::start_with_policy(db, policy, env).await
+    }
+
+    /// The application is guarded by `policy`, a whole policy body.
+    pub async fn start_with_policy(db: &TestDb, policy: Value, env: &[(&str, &str)]) -> LoginBed {
         let outbox = tempfile::tempdir().unwrap_or_else(|e| panic!("outbox dir: {e}"));
         let outbox_path = outbox.path().display().to_string();
         let mut all_env = vec![
@@ -77,11 +83,7 @@ impl LoginBed {
             .await;
         assert!(idp.status.is_success(), "{}", idp.body);
         let policy = server
-            .post(
-                &format!("{access}/policies"),
-                ADMIN_TOKEN,
-                json!({"name": "Allow", "decision": "allow", "include": include}),
-            )
+            .post(&format!("{access}/policies"), ADMIN_TOKEN, policy)
             .await;
         assert!(policy.status.is_success(), "{}", policy.body);
         let port = server.base.rsplit(':').next().unwrap_or_default();
