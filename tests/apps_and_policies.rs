@@ -388,6 +388,54 @@ async fn a_domain_belongs_to_one_application_across_accounts(db: TestDb) {
             .all(|r| r.status.is_success() || r.status == StatusCode::CONFLICT)
     );
 
+    // A host belongs to one account once any path on it is claimed: no
+    // other account may claim another path on it, nor the bare host, nor
+    // the same path spelt with a default port.
+    let paths = server
+        .post(
+            &apps_of(&victim),
+            ADMIN_TOKEN,
+            app("Admin", "paths.example.com/admin", &[]),
+        )
+        .await;
+    assert!(paths.status.is_success(), "{}", paths.body);
+    for (domain, more) in [
+        ("paths.example.com/a", vec![]),
+        ("paths.example.com", vec![]),
+        ("paths.example.com:80/admin", vec![]),
+        ("free.example.com", vec!["paths.example.com/other"]),
+    ] {
+        let taken = server
+            .post(
+                &apps_of(&squatter),
+                ADMIN_TOKEN,
+                app("Squat", domain, &more),
+            )
+            .await;
+        assert_eq!(
+            taken.status,
+            StatusCode::CONFLICT,
+            "{domain} {more:?}: {}",
+            taken.body
+        );
+    }
+    let same_account = server
+        .post(
+            &apps_of(&victim),
+            ADMIN_TOKEN,
+            app("Docs", "paths.example.com/docs", &[]),
+        )
+        .await;
+    assert!(same_account.status.is_success(), "{}", same_account.body);
+    let dotted = server
+        .post(
+            &apps_of(&victim),
+            ADMIN_TOKEN,
+            app("Dots", "paths.example.com/./x", &[]),
+        )
+        .await;
+    assert_eq!(dotted.status, StatusCode::BAD_REQUEST, "{}", dotted.body);
+
     // Deleting the application frees its domains.
     let bank_id = owned.result()["id"]
         .as_str()

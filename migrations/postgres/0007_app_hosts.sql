@@ -15,3 +15,17 @@ INSERT INTO access_app_hosts (host, app_id)
 SELECT hosts.value, apps.id FROM access_apps AS apps,
        jsonb_array_elements_text(apps.settings::jsonb -> 'self_hosted_domains') AS hosts(value)
 ON CONFLICT DO NOTHING;
+
+-- Which account a host (without path) belongs to: once one application of
+-- an account claims any path on a host, no other account may claim any path
+-- on it, so host-wide answers (certs, identity) always speak for one account.
+CREATE TABLE access_host_owners (
+    hostname   TEXT PRIMARY KEY NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE
+);
+
+INSERT INTO access_host_owners (hostname, account_id)
+SELECT split_part(hosts.host, '/', 1), apps.account_id
+FROM access_app_hosts AS hosts JOIN access_apps AS apps ON apps.id = hosts.app_id
+ORDER BY apps.created_at
+ON CONFLICT DO NOTHING;

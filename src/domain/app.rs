@@ -97,11 +97,26 @@ pub fn parse_domain(raw: &str) -> Result<String, &'static str> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*')
         });
+    let path = path.trim_end_matches('/');
+    // `.`, `..` and empty segments would name one path in several spellings.
     let path_ok = path
         .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+        && (path.is_empty()
+            || path
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".."));
     if host_ok && path_ok && !host.contains(char::is_whitespace) {
-        Ok(domain.trim_end_matches('/').to_string())
+        // A default port is the host itself, as browsers send it in `Host`.
+        let host_port = host_port
+            .strip_suffix(":80")
+            .or_else(|| host_port.strip_suffix(":443"))
+            .unwrap_or(host_port);
+        Ok(if path.is_empty() {
+            host_port.to_string()
+        } else {
+            format!("{host_port}/{path}")
+        })
     } else {
         Err("domain is a hostname and path without a scheme, such as wiki.example.com/admin")
     }
@@ -142,6 +157,28 @@ mod tests {
         assert!(parse_domain("").is_err());
         assert!(parse_domain("wiki example.com").is_err());
         assert!(parse_domain("wiki.example.com/a?b").is_err());
+    }
+
+    #[test]
+    fn one_domain_has_one_spelling() {
+        for same in [
+            "victim.test:80/admin",
+            "victim.test:443/admin/",
+            "VICTIM.test/admin",
+        ] {
+            assert_eq!(
+                parse_domain(same),
+                Ok("victim.test/admin".to_string()),
+                "{same}"
+            );
+        }
+        for odd in [
+            "victim.test/./admin",
+            "victim.test/a/../admin",
+            "victim.test//admin",
+        ] {
+            assert!(parse_domain(odd).is_err(), "{odd}");
+        }
     }
 
     #[test]

@@ -8,6 +8,16 @@ use crate::domain::app::{AccessApp, PolicyLink};
 use crate::domain::policy::AccessPolicy;
 use crate::domain::{AccessPolicyId, AccountId, AppId, Timestamp};
 
+/// Claims a host for an account unless another account holds it.
+const CLAIM_HOST: &str = "INSERT INTO access_host_owners (hostname, account_id) VALUES ($1, $2) \
+                          ON CONFLICT (hostname) DO NOTHING";
+
+/// Lets go of the account's hosts none of its applications claim any more.
+const RELEASE_UNUSED_HOSTS: &str = "DELETE FROM access_host_owners WHERE account_id = $1 AND NOT EXISTS (\
+     SELECT 1 FROM access_app_hosts AS hosts JOIN access_apps AS apps ON apps.id = hosts.app_id \
+     WHERE apps.account_id = $1 AND (hosts.host = access_host_owners.hostname \
+     OR hosts.host LIKE access_host_owners.hostname || '/%'))";
+
 #[derive(sqlx::FromRow)]
 struct AppRow {
     id: String,
@@ -93,6 +103,24 @@ impl Store {
                     .bind(app.id.as_str())
                     .execute(&mut *tx)
                     .await?;
+                for hostname in app.hostnames() {
+                    sqlx::query(CLAIM_HOST)
+                        .bind(hostname)
+                        .bind(app.account_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    let owner: String = sqlx::query_scalar(
+                        "SELECT account_id FROM access_host_owners WHERE hostname = $1",
+                    )
+                    .bind(hostname)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if owner != app.account_id.as_str() {
+                        return Err(StoreError::Conflict(format!(
+                            "access.api.error.application_already_exists: {hostname} belongs to another account"
+                        )));
+                    }
+                }
                 for host in app.domains() {
                     sqlx::query("INSERT INTO access_app_hosts (host, app_id) VALUES ($1, $2)")
                         .bind(host)
@@ -103,6 +131,10 @@ impl Store {
                             "access.api.error.application_already_exists: {host} is already protected"
                         )))?;
                 }
+                sqlx::query(RELEASE_UNUSED_HOSTS)
+                    .bind(app.account_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             affected > 0
@@ -241,12 +273,19 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn delete_app(&self, account: &AccountId, id: &AppId) -> StoreResult<bool> {
         let affected = with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM access_apps WHERE id = $1 AND account_id = $2")
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query("DELETE FROM access_apps WHERE id = $1 AND account_id = $2")
                 .bind(id.as_str())
                 .bind(account.as_str())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            sqlx::query(RELEASE_UNUSED_HOSTS)
+                .bind(account.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            affected
         });
         Ok(affected > 0)
     }
