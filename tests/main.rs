@@ -9,6 +9,7 @@ mod auth_failures;
 mod bad_input;
 mod connections;
 mod durability;
+mod global_session;
 mod hostile_input;
 mod identity_providers;
 mod key_rotation;

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod extract;
 pub mod identity_providers;
 mod keys;
+mod organizations;
 mod permission_groups;
 pub mod policies;
 mod revocation;
@@ -36,5 +37,6 @@ pub fn router() -> Router<AppState> {
         .merge(apps::router())
         .merge(revocation::router())
         .merge(keys::router())
+        .merge(organizations::router())
         .merge(scim_listings::router())
 }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod duration;
 pub mod idp;
 pub mod ids;
+pub mod organization;
 pub mod permission;
 pub mod policy;
 pub mod secret;

@@ -76,7 +76,9 @@ pub async fn record_failure(
     Ok(())
 }
 
-fn session_seconds(app: &AccessApp, policy: &AccessPolicy) -> i64 {
+/// Seconds an application token lasts: the policy's session duration, else
+/// the application's.
+pub fn app_token_seconds(app: &AccessApp, policy: &AccessPolicy) -> i64 {
     let chosen = policy
         .session_duration
         .as_deref()
@@ -86,13 +88,21 @@ fn session_seconds(app: &AccessApp, policy: &AccessPolicy) -> i64 {
     })
 }
 
-pub async fn complete_login(
+/// Who asks to use an application, as the policies see them.
+pub struct Asker<'a> {
+    pub email: &'a str,
+    pub ip: IpAddr,
+    pub country: Option<String>,
+    pub idp_id: &'a str,
+}
+
+/// The policy that lets `asker` use `app`, or the deny page, after
+/// recording the refusal as a failed login.
+pub async fn admit(
     state: &AppState,
     app: &AccessApp,
-    challenge: &OtpChallenge,
-    ip: IpAddr,
-    country: Option<String>,
-) -> Result<Response, LoginError> {
+    asker: &Asker<'_>,
+) -> Result<AccessPolicy, LoginError> {
     let policies: Vec<AccessPolicy> = state
         .store
         .app_policies(app)
@@ -102,39 +112,115 @@ pub async fn complete_login(
         .collect();
     let groups = state
         .store
-        .scim_group_ids_for_email(&app.account_id, &challenge.email)
+        .scim_group_ids_for_email(&app.account_id, asker.email)
         .await?;
     let requester = Requester {
-        email: Some(challenge.email.clone()),
-        ip,
-        country: country.clone(),
-        idp_id: Some(challenge.idp_id.clone()),
+        email: Some(asker.email.to_string()),
+        ip: asker.ip,
+        country: asker.country.clone(),
+        idp_id: Some(asker.idp_id.to_string()),
         groups,
     };
-    let policy = match evaluate(&policies, &requester) {
-        Verdict::Allowed(policy) | Verdict::Bypassed(policy) => policy.clone(),
+    match evaluate(&policies, &requester) {
+        Verdict::Allowed(policy) | Verdict::Bypassed(policy) => Ok(policy.clone()),
         Verdict::Denied(_) => {
             record_failure(
                 state,
                 Failure {
                     app,
-                    email: &challenge.email,
+                    email: asker.email,
                     reason: "policy_denied",
-                    ip,
+                    ip: asker.ip,
                 },
                 true,
             )
             .await?;
-            let message = app.settings.custom_deny_message.clone().unwrap_or_else(|| {
-                format!("{} is not allowed to use {}.", challenge.email, app.name)
-            });
-            return Err(LoginError(error_page(
+            let message =
+                app.settings.custom_deny_message.clone().unwrap_or_else(|| {
+                    format!("{} is not allowed to use {}.", asker.email, app.name)
+                });
+            Err(LoginError(error_page(
                 StatusCode::FORBIDDEN,
                 "Access denied",
                 &message,
-            )));
+            )))
         }
+    }
+}
+
+/// The host an application's token is handed to, and the session's record of it.
+pub fn session_app(app: &AccessApp) -> (String, SessionApp) {
+    let host = app
+        .hostnames()
+        .first()
+        .map_or(app.domain.clone(), |h| h.to_string());
+    let record = SessionApp {
+        hostname: host.clone(),
+        name: app.name.clone(),
+        kind: "self_hosted".to_string(),
+        uid: app.id.to_string(),
     };
+    (host, record)
+}
+
+/// What a signed-in user gets for an application: a token for it, handed to
+/// the application's host through `/cdn-cgi/access/authorized`.
+pub struct Handover<'a> {
+    pub app: &'a AccessApp,
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub nonce: &'a SessionNonce,
+    pub expires_at: Timestamp,
+    pub country: Option<String>,
+    pub redirect_url: &'a str,
+}
+
+pub async fn hand_over(state: &AppState, handover: Handover<'_>) -> Result<Response, LoginError> {
+    let now = Timestamp::now();
+    let app = handover.app;
+    let key = app_token::signing_key(&state.store, &app.account_id).await?;
+    let claims = AppClaims {
+        aud: vec![app.aud.clone()],
+        email: handover.email.to_string(),
+        exp: handover.expires_at.unix_seconds(),
+        iat: now.unix_seconds(),
+        nbf: now.unix_seconds(),
+        iss: state.public_url.to_string(),
+        kind: "app".to_string(),
+        identity_nonce: handover.nonce.as_str().to_string(),
+        sub: handover.user_id.to_string(),
+        country: handover.country.unwrap_or_default(),
+    };
+    let token = app_token::mint(&key, &claims)?;
+    let (host, _) = session_app(app);
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", &token)
+        .append_pair("redirect_url", handover.redirect_url)
+        .finish();
+    let target = format!(
+        "{}://{host}/cdn-cgi/access/authorized?{query}",
+        scheme(state)
+    );
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response())
+}
+
+/// A proven identity's sign-in to `app`: policies, the user and their seat,
+/// a session (the global one: it also covers the applications opened from
+/// it later), the application's token, and the global session cookie.
+pub async fn complete_login(
+    state: &AppState,
+    app: &AccessApp,
+    challenge: &OtpChallenge,
+    ip: IpAddr,
+    country: Option<String>,
+) -> Result<Response, LoginError> {
+    let asker = Asker {
+        email: &challenge.email,
+        ip,
+        country: country.clone(),
+        idp_id: &challenge.idp_id,
+    };
+    let policy = admit(state, app, &asker).await?;
 
     let now = Timestamp::now();
     let (mut user, is_new) = match state
@@ -157,10 +243,7 @@ pub async fn complete_login(
     }
     user.last_successful_login = Some(now);
 
-    let host = app
-        .hostnames()
-        .first()
-        .map_or(app.domain.clone(), |h| h.to_string());
+    let (_, record) = session_app(app);
     let identity = Identity {
         account_id: app.account_id.to_string(),
         auth_status: "NONE".to_string(),
@@ -178,6 +261,8 @@ pub async fn complete_login(
         version: 2,
         ..Identity::default()
     };
+    let app_expires_at = now.plus_seconds(app_token_seconds(app, &policy));
+    let global_expires_at = now.plus_seconds(super::global::session_seconds(state, app).await?);
     let session = Session {
         nonce: SessionNonce::generate(),
         account_id: app.account_id.clone(),
@@ -187,17 +272,10 @@ pub async fn complete_login(
             .clone()
             .unwrap_or_else(|| user.email.as_str().to_string()),
         issued_at: now,
-        expires_at: now.plus_seconds(session_seconds(app, &policy)),
+        // The session lives as long as the longer of its two tokens.
+        expires_at: app_expires_at.max(global_expires_at),
         revoked_at: None,
-        apps: BTreeMap::from([(
-            app.id.to_string(),
-            SessionApp {
-                hostname: host.clone(),
-                name: app.name.clone(),
-                kind: "self_hosted".to_string(),
-                uid: app.id.to_string(),
-            },
-        )]),
+        apps: BTreeMap::from([(app.id.to_string(), record)]),
         identity,
     };
     state
@@ -205,27 +283,33 @@ pub async fn complete_login(
         .record_successful_login(&user, is_new, &session)
         .await?;
 
-    let key = app_token::signing_key(&state.store, &app.account_id).await?;
-    let claims = AppClaims {
-        aud: vec![app.aud.clone()],
-        email: user.email.as_str().to_string(),
-        exp: session.expires_at.unix_seconds(),
-        iat: now.unix_seconds(),
-        nbf: now.unix_seconds(),
-        iss: state.public_url.to_string(),
-        kind: "app".to_string(),
-        identity_nonce: session.nonce.as_str().to_string(),
-        sub: user.id.to_string(),
-        country: country.unwrap_or_default(),
-    };
-    let token = app_token::mint(&key, &claims)?;
-    let query = form_urlencoded::Serializer::new(String::new())
-        .append_pair("token", &token)
-        .append_pair("redirect_url", &challenge.redirect_url)
-        .finish();
-    let target = format!(
-        "{}://{host}/cdn-cgi/access/authorized?{query}",
-        scheme(state)
-    );
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response())
+    let user_id = user.id.to_string();
+    let global_cookie = super::global::session_cookie(
+        state,
+        app,
+        &super::global::GlobalToken {
+            user_id: &user_id,
+            email: user.email.as_str(),
+            nonce: &session.nonce,
+            expires_at: global_expires_at,
+        },
+    )
+    .await?;
+    let mut response = hand_over(
+        state,
+        Handover {
+            app,
+            user_id: &user_id,
+            email: user.email.as_str(),
+            nonce: &session.nonce,
+            expires_at: app_expires_at,
+            country,
+            redirect_url: &challenge.redirect_url,
+        },
+    )
+    .await?;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&global_cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
 }

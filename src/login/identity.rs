@@ -70,6 +70,10 @@ pub async fn accept(
         expected.map(|a| a.aud.as_str()),
     )
     .await?;
+    // A global token (`type: org`) never opens an application by itself.
+    if claims.kind != "app" {
+        return Err(Refusal::Token(Rejection::Unverifiable));
+    }
     let nonce = SessionNonce::parse(&claims.identity_nonce).ok_or(Refusal::SessionEnded)?;
     let session = state
         .store
@@ -222,8 +226,17 @@ pub async fn certs(
     headers: HeaderMap,
 ) -> Result<Response, LoginError> {
     let host = host_of(&headers);
-    let keys = match state.store.find_app_by_host(&host).await? {
-        Some(app) => app_token::verifying_keys(&state.store, &app.account_id).await?,
+    let owner = match state.store.find_app_by_host(&host).await? {
+        Some(app) => Some(app.account_id),
+        // A team domain speaks for its organization's account.
+        None => state
+            .store
+            .find_organization_by_domain(&host)
+            .await?
+            .map(|org| org.account_id),
+    };
+    let keys = match owner {
+        Some(account) => app_token::verifying_keys(&state.store, &account).await?,
         None => Vec::new(),
     };
     let jwks: Vec<_> = keys.iter().map(app_token::jwk).collect();

@@ -8,14 +8,18 @@
 //! so a form posted from another site arrives without it and is refused.
 
 mod complete;
+mod global;
 mod identity;
 mod otp;
 pub mod pages;
 mod throttle;
 
+use std::net::SocketAddr;
+
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -243,14 +247,35 @@ pub struct LoginQuery {
 }
 
 /// `GET /cdn-cgi/access/login/{app-domain}?redirect_url=…`
+/// The client's two-letter country, from the header a trusted proxy sets.
+fn client_country(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    state
+        .country_header
+        .as_deref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+}
+
+/// The sign-in page of an application, or straight on to it when the
+/// browser's global session already admits it.
 async fn login_page(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(domain): Path<String>,
     Query(query): Query<LoginQuery>,
     headers: HeaderMap,
-) -> Result<Page, LoginError> {
+) -> Result<Response, LoginError> {
     let app = app_by_domain(&state, &domain).await?;
     let redirect = checked_redirect(&state, &app, query.redirect_url.as_deref())?;
+    let country = client_country(&state, &headers);
+    let ip = peer.ip().to_canonical();
+    if let Some(onward) =
+        global::continue_session(&state, &app, &headers, ip, country, &redirect).await?
+    {
+        return Ok(onward);
+    }
     if pin_provider(&state, &app).await?.is_none() {
         return Err(LoginError(error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -268,5 +293,6 @@ async fn login_page(
         page.with_cookie(csrf_cookie(&state, &csrf))
     } else {
         page
-    })
+    }
+    .into_response())
 }

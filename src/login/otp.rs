@@ -212,12 +212,6 @@ pub async fn verify_code(
         record_failure(&state, failure("pin_reused"), false).await?;
         return Err(used());
     }
-    let country = state
-        .country_header
-        .as_deref()
-        .and_then(|name| headers.get(name))
-        .and_then(|v| v.to_str().ok())
-        .map(|c| c.trim().to_ascii_uppercase())
-        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()));
+    let country = super::client_country(&state, &headers);
     complete_login(&state, &app, &challenge, peer.ip().to_canonical(), country).await
 }

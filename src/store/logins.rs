@@ -206,4 +206,56 @@ impl Store {
         });
         Ok(affected > 0)
     }
+
+    /// Adds `app` to a live session's applications and lets the session
+    /// last until at least `until`. A compare-and-set on the stored list, so
+    /// two applications joining at once both stay; false when the session
+    /// is gone, revoked or expired.
+    #[instrument(skip_all)]
+    pub async fn join_session(
+        &self,
+        nonce: &SessionNonce,
+        app_id: &str,
+        app: &crate::domain::activity::SessionApp,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let read = "SELECT apps, expires_at FROM access_sessions \
+                    WHERE nonce = $1 AND revoked_at IS NULL AND expires_at > $2";
+        let write = "UPDATE access_sessions SET apps = $2, expires_at = $3 \
+                     WHERE nonce = $1 AND apps = $4 AND revoked_at IS NULL";
+        for _ in 0..8 {
+            let row: Option<(String, i64)> = with_pool!(self, |pool| {
+                sqlx::query_as(read)
+                    .bind(nonce.as_str())
+                    .bind(now.micros())
+                    .fetch_optional(pool)
+                    .await?
+            });
+            let Some((stored, expires_at)) = row else {
+                return Ok(false);
+            };
+            let mut apps: std::collections::BTreeMap<String, crate::domain::activity::SessionApp> =
+                serde_json::from_str(&stored).map_err(super::corrupt)?;
+            apps.insert(app_id.to_string(), app.clone());
+            let joined = serde_json::to_string(&apps).map_err(super::corrupt)?;
+            let expires_at = expires_at.max(until.micros());
+            let written = with_pool!(self, |pool| {
+                sqlx::query(write)
+                    .bind(nonce.as_str())
+                    .bind(&joined)
+                    .bind(expires_at)
+                    .bind(&stored)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            if written > 0 {
+                return Ok(true);
+            }
+        }
+        Err(super::StoreError::Conflict(
+            "the session changed too often to join it; try again".to_string(),
+        ))
+    }
 }

@@ -20,6 +20,7 @@ mod idp_secrets;
 pub mod idps;
 pub mod keys;
 pub mod logins;
+pub mod organizations;
 mod page;
 pub mod policies;
 pub mod retention;

@@ -1,0 +1,153 @@
+//! The global session: one sign-in opens every application its policies
+//! admit. A sign-in leaves a global token (`type: org`) in the
+//! `CF_Authorization` cookie of the sign-in pages' host; the next
+//! application's sign-in page finds it, checks the session behind it and the
+//! application's policies, and hands over a token without asking for a code.
+//! The session's `apps` grows with each application it opens. Revoking the
+//! user, signing out or freeing their seat ends the session and with it the
+//! global token.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::complete::{Asker, Handover, admit, app_token_seconds, hand_over, session_app};
+use super::{AUTH_COOKIE, LoginError, cookie, scheme};
+use crate::app::AppState;
+use crate::auth::app_token::{self, AppClaims};
+use crate::domain::activity::SessionNonce;
+use crate::domain::app::AccessApp;
+use crate::domain::organization::DEFAULT_SESSION_SECONDS;
+use crate::domain::{AccountId, Timestamp};
+use crate::store::StoreResult;
+
+const GLOBAL_KIND: &str = "org";
+
+/// The account's team domain: its organization's `auth_domain`, else the
+/// host of the public URL. It is the audience of the global token.
+pub async fn team_domain(state: &AppState, account: &AccountId) -> StoreResult<String> {
+    if let Some(org) = state.store.find_organization(account).await? {
+        return Ok(org.auth_domain);
+    }
+    let url: &str = &state.public_url;
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    Ok(authority
+        .split('/')
+        .next()
+        .unwrap_or(authority)
+        .to_ascii_lowercase())
+}
+
+/// Seconds a global session of `app`'s account lasts.
+pub async fn session_seconds(state: &AppState, app: &AccessApp) -> Result<i64, LoginError> {
+    Ok(state
+        .store
+        .find_organization(&app.account_id)
+        .await?
+        .map_or(DEFAULT_SESSION_SECONDS, |org| org.session_seconds()))
+}
+
+pub struct GlobalToken<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub nonce: &'a SessionNonce,
+    pub expires_at: Timestamp,
+}
+
+/// The `Set-Cookie` value that carries the global token on the sign-in host.
+/// `SameSite=Lax`: the cookie only has to ride top-level navigations to the
+/// sign-in pages.
+pub async fn session_cookie(
+    state: &AppState,
+    app: &AccessApp,
+    token: &GlobalToken<'_>,
+) -> Result<String, LoginError> {
+    let now = Timestamp::now();
+    let claims = AppClaims {
+        aud: vec![team_domain(state, &app.account_id).await?],
+        email: token.email.to_string(),
+        exp: token.expires_at.unix_seconds(),
+        iat: now.unix_seconds(),
+        nbf: now.unix_seconds(),
+        iss: state.public_url.to_string(),
+        kind: GLOBAL_KIND.to_string(),
+        identity_nonce: token.nonce.as_str().to_string(),
+        sub: token.user_id.to_string(),
+        country: String::new(),
+    };
+    let key = app_token::signing_key(&state.store, &app.account_id).await?;
+    let jwt = app_token::mint(&key, &claims)?;
+    let max_age = (token.expires_at.unix_seconds() - now.unix_seconds()).max(0);
+    let secure = if scheme(state) == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "{AUTH_COOKIE}={jwt}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    ))
+}
+
+/// Where the sign-in page for `app` may skip the code: the browser holds a
+/// global token of `app`'s account whose session is live, and the
+/// application's policies admit its identity now. `None` shows the form.
+pub async fn continue_session(
+    state: &AppState,
+    app: &AccessApp,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    country: Option<String>,
+    redirect_url: &str,
+) -> Result<Option<Response>, LoginError> {
+    let Some(token) = cookie(headers, AUTH_COOKIE).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let team = team_domain(state, &app.account_id).await?;
+    let Ok((claims, key_account)) =
+        app_token::verify(&state.store, token, &state.public_url, Some(&team)).await
+    else {
+        return Ok(None);
+    };
+    if claims.kind != GLOBAL_KIND || key_account != app.account_id.as_str() {
+        return Ok(None);
+    }
+    let Some(nonce) = SessionNonce::parse(&claims.identity_nonce) else {
+        return Ok(None);
+    };
+    let now = Timestamp::now();
+    let session = match state.store.find_session_by_nonce(&nonce).await? {
+        Some(session) if session.is_active(now) && session.account_id == app.account_id => session,
+        _ => return Ok(None),
+    };
+    let asker = Asker {
+        email: &claims.email,
+        ip,
+        country: country.clone(),
+        idp_id: &session.identity.idp.id,
+    };
+    let policy = admit(state, app, &asker).await?;
+    let expires_at = now.plus_seconds(app_token_seconds(app, &policy));
+    let (_, record) = session_app(app);
+    if !state
+        .store
+        .join_session(&nonce, app.id.as_str(), &record, expires_at, now)
+        .await?
+    {
+        return Ok(None);
+    }
+    let response = hand_over(
+        state,
+        Handover {
+            app,
+            user_id: &claims.sub,
+            email: &claims.email,
+            nonce: &nonce,
+            expires_at,
+            country,
+            redirect_url,
+        },
+    )
+    .await?;
+    Ok(Some(response))
+}
