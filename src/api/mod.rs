@@ -13,6 +13,7 @@ mod permission_groups;
 pub mod policies;
 mod revocation;
 mod scim_listings;
+pub mod service_tokens;
 pub mod snapshots;
 mod token_request;
 mod token_view;
@@ -37,4 +38,5 @@ pub fn router() -> Router<AppState> {
         .merge(revocation::router())
         .merge(keys::router())
         .merge(scim_listings::router())
+        .merge(service_tokens::router())
 }

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod permission;
 pub mod policy;
 pub mod secret;
+pub mod service_token;
 pub mod time;
 pub mod token;
 pub mod user;

@@ -110,6 +110,7 @@ pub async fn complete_login(
         country: country.clone(),
         idp_id: Some(challenge.idp_id.clone()),
         groups,
+        service_token: None,
     };
     let policy = match evaluate(&policies, &requester) {
         Verdict::Allowed(policy) | Verdict::Bypassed(policy) => policy.clone(),
