@@ -196,20 +196,25 @@ fn check_version(raw: &serde_json::Number) -> Result<i64, ApiError> {
         })
 }
 
+const GRACE_POINTER: &str = "/previous_client_secret_expires_at";
+
+fn parse_instant(raw: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse(raw).ok_or_else(|| {
+        invalid(
+            GRACE_POINTER,
+            "must be an RFC 3339 date-time such as 2030-01-01T00:00:00Z",
+        )
+    })
+}
+
 /// Until when a rotated-out secret keeps working: `None` when the caller
 /// gives no time or one already past (it stops at once).
 fn grace_end(raw: Option<&str>, now: Timestamp) -> Result<Option<Timestamp>, ApiError> {
-    let pointer = "/previous_client_secret_expires_at";
     let Some(raw) = raw else { return Ok(None) };
-    let until = Timestamp::parse(raw).ok_or_else(|| {
-        invalid(
-            pointer,
-            "must be an RFC 3339 date-time such as 2030-01-01T00:00:00Z",
-        )
-    })?;
+    let until = parse_instant(raw)?;
     if until > now.plus_seconds(MAX_GRACE_SECONDS) {
         return Err(invalid(
-            pointer,
+            GRACE_POINTER,
             "a previous secret may keep working for at most 30 days",
         ));
     }
@@ -234,8 +239,11 @@ async fn create_token(
         .map(check_version)
         .transpose()?
         .unwrap_or(1);
-    // A new token has no previous secret; the field is checked and ignored.
-    grace_end(body.previous_client_secret_expires_at.as_deref(), now)?;
+    // A new token has no previous secret: the field (which the SDKs send,
+    // often years ahead) is only checked to be a date-time.
+    if let Some(raw) = body.previous_client_secret_expires_at.as_deref() {
+        parse_instant(raw)?;
+    }
     let new = NewServiceToken {
         account_id: caller.account,
         name,
