@@ -19,6 +19,7 @@ mod scim_access;
 mod scim_limits;
 mod scim_schema;
 mod secrets_at_rest;
+mod service_tokens;
 mod sign_in_attacks;
 mod store_conformance;
 mod tokens;

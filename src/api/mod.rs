@@ -14,6 +14,7 @@ mod permission_groups;
 pub mod policies;
 mod revocation;
 mod scim_listings;
+pub mod service_tokens;
 pub mod snapshots;
 mod token_request;
 mod token_view;
@@ -39,4 +40,5 @@ pub fn router() -> Router<AppState> {
         .merge(keys::router())
         .merge(organizations::router())
         .merge(scim_listings::router())
+        .merge(service_tokens::router())
 }

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::Authorized;
 use crate::auth::operations::{AppsRead, AppsWrite};
 use crate::domain::policy::{AccessPolicy, Decision, MAX_RULES_PER_LIST, Rule, Rules};
+use crate::domain::service_token::ServiceTokenId;
 use crate::domain::{AccessPolicyId, AccountId, Timestamp, duration};
 use crate::error::{ApiError, Family};
 use crate::store::StoreError;
@@ -202,6 +203,12 @@ impl PolicyRequest {
             require: self.require,
         };
         check_rules(&rules)?;
+        if self.decision != Decision::NonIdentity && rules.all().any(Rule::is_service_token_based) {
+            return Err(invalid(
+                "/decision",
+                "service_token and any_valid_service_token rules need the non_identity decision (Service Auth)",
+            ));
+        }
         if self.decision == Decision::Bypass && rules.all().any(Rule::is_identity_based) {
             return Err(invalid(
                 "/decision",
@@ -252,6 +259,41 @@ fn check_rules(rules: &Rules) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Every `service_token` rule must name a token of the policy's account.
+async fn check_service_tokens(
+    state: &AppState,
+    account: &AccountId,
+    rules: &Rules,
+) -> Result<(), ApiError> {
+    let lists = [
+        ("include", &rules.include),
+        ("exclude", &rules.exclude),
+        ("require", &rules.require),
+    ];
+    for (name, list) in lists {
+        for (i, rule) in list.iter().enumerate() {
+            let Rule::ServiceToken { token_id } = rule else {
+                continue;
+            };
+            let pointer = format!("/{name}/{i}/service_token/token_id");
+            let id = ServiceTokenId::parse(token_id)
+                .ok_or_else(|| invalid(&pointer, "token_id must be the UUID of a service token"))?;
+            if state
+                .store
+                .find_service_token(account, &id)
+                .await?
+                .is_none()
+            {
+                return Err(invalid(
+                    &pointer,
+                    format!("no service token {token_id} in this account"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn view(state: &AppState, policy: AccessPolicy) -> Result<PolicyView, ApiError> {
     let count = state.store.policy_app_count(&policy.id).await?;
     Ok(PolicyView::new(policy, count))
@@ -264,6 +306,7 @@ async fn create_policy(
     AccessJson(body): AccessJson<PolicyRequest>,
 ) -> Result<Success<PolicyView>, ApiError> {
     let valid = body.validate()?;
+    check_service_tokens(&state, &caller.account, &valid.rules).await?;
     let now = Timestamp::now();
     let policy = AccessPolicy {
         id: AccessPolicyId::generate(),
@@ -341,6 +384,7 @@ async fn update_policy(
 ) -> Result<Success<PolicyView>, ApiError> {
     let mut policy = load(&state, &caller.account, &path.policy_id).await?;
     let valid = body.validate()?;
+    check_service_tokens(&state, &caller.account, &valid.rules).await?;
     policy.name = valid.name;
     policy.decision = valid.decision;
     policy.rules = valid.rules;

@@ -42,6 +42,8 @@ operation!(IdpsWrite => [ACCESS_ORGS_IDPS_GROUPS_WRITE]);
 operation!(AppsRead => [ACCESS_APPS_POLICIES_READ, ACCESS_APPS_POLICIES_WRITE, ACCESS_APPS_POLICIES_REVOKE]);
 operation!(AppsWrite => [ACCESS_APPS_POLICIES_WRITE]);
 operation!(AppsRevoke => [ACCESS_APPS_POLICIES_REVOKE, ACCESS_APPS_POLICIES_WRITE]);
+operation!(ServiceTokensRead => [ACCESS_SERVICE_TOKENS_READ, ACCESS_SERVICE_TOKENS_WRITE]);
+operation!(ServiceTokensWrite => [ACCESS_SERVICE_TOKENS_WRITE]);
 operation!(
     /// Ending every session of a user.
     RevokeUsers => [ACCESS_ORGS_IDPS_GROUPS_WRITE]

@@ -12,6 +12,7 @@ pub mod organization;
 pub mod permission;
 pub mod policy;
 pub mod secret;
+pub mod service_token;
 pub mod time;
 pub mod token;
 pub mod user;

@@ -47,6 +47,8 @@ pub const ACCESS_ORGS_IDPS_GROUPS_REVOKE: &str = "7121a0c7e9ed46e3829f9cca2bb572
 pub const ACCESS_APPS_POLICIES_READ: &str = "7ea222f6d5064cfa89ea366d7c1fee89";
 pub const ACCESS_APPS_POLICIES_WRITE: &str = "1e13c5124ca64b72b1969a67e8829049";
 pub const ACCESS_APPS_POLICIES_REVOKE: &str = "6c9d1cfcfc6840a987d1b5bfb880a841";
+pub const ACCESS_SERVICE_TOKENS_READ: &str = "91f7ce32fa614d73b7e1fc8f0e78582b";
+pub const ACCESS_SERVICE_TOKENS_WRITE: &str = "a1c0fec57cf94af79479a6d827fa518c";
 pub const ACCOUNT_API_TOKENS_READ: &str = "eb56a6953c034b9d97dd838155666f06";
 pub const ACCOUNT_API_TOKENS_WRITE: &str = "5bc3f8b21c554832afc660159ab75fa4";
 pub const ACCOUNT_SETTINGS_READ: &str = "c1fde68c7bcc44588cbb6ddbc16d6480";
@@ -145,14 +147,14 @@ pub static CATALOG: &[PermissionGroup] = &[
         "Run Access policy tests",
     ),
     group(
-        "91f7ce32fa614d73b7e1fc8f0e78582b",
+        ACCESS_SERVICE_TOKENS_READ,
         "Access: Service Tokens Read",
         SCOPE_ACCOUNT,
         ZT,
         "Read Access service tokens",
     ),
     group(
-        "a1c0fec57cf94af79479a6d827fa518c",
+        ACCESS_SERVICE_TOKENS_WRITE,
         "Access: Service Tokens Write",
         SCOPE_ACCOUNT,
         ZT,

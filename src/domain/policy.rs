@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::service_token::ServiceTokenId;
 use super::user::{Email, domain_key};
 use super::{AccessPolicyId, AccountId, Timestamp};
 
@@ -56,6 +57,12 @@ pub enum Rule {
     Group {
         id: String,
     },
+    /// A request presenting this service token, named by its `id`.
+    ServiceToken {
+        token_id: String,
+    },
+    /// A request presenting any valid service token of the account.
+    AnyValidServiceToken {},
 }
 
 /// Rules one list (include, exclude or require) may hold.
@@ -96,8 +103,31 @@ impl Rule {
                     Err(format!("id must be 1 to {MAX_ID_CHARS} characters"))
                 }
             }
-            Rule::Everyone {} | Rule::Ip { .. } => Ok(()),
+            Rule::ServiceToken { token_id } => ServiceTokenId::parse(token_id)
+                .map(drop)
+                .ok_or_else(|| "token_id must be the UUID of a service token".to_string()),
+            Rule::Everyone {} | Rule::Ip { .. } | Rule::AnyValidServiceToken {} => Ok(()),
         }
+    }
+
+    /// Whether the rule admits only requests that present a service token
+    /// (such rules need the `non_identity` decision).
+    pub fn is_service_token_based(&self) -> bool {
+        matches!(
+            self,
+            Rule::ServiceToken { .. } | Rule::AnyValidServiceToken {}
+        )
+    }
+
+    /// Whether the rule is about a person; it never matches a service token.
+    fn names_a_person(&self) -> bool {
+        matches!(
+            self,
+            Rule::Email { .. }
+                | Rule::EmailDomain { .. }
+                | Rule::LoginMethod { .. }
+                | Rule::Group { .. }
+        )
     }
 
     /// Whether the rule needs to know who the user is (not allowed in bypass policies).
@@ -109,6 +139,9 @@ impl Rule {
     }
 
     pub fn matches(&self, who: &Requester) -> bool {
+        if who.service_token.is_some() && self.names_a_person() {
+            return false;
+        }
         match self {
             // Compared by their keys, as users are: `ÄRGER@…` is `ärger@…`.
             Rule::Email { email } => who
@@ -129,6 +162,11 @@ impl Rule {
                 .is_some_and(|c| c.eq_ignore_ascii_case(country_code)),
             Rule::LoginMethod { id } => who.idp_id.as_deref() == Some(id.as_str()),
             Rule::Group { id } => who.groups.iter().any(|g| g.eq_ignore_ascii_case(id)),
+            Rule::ServiceToken { token_id } => who
+                .service_token
+                .as_ref()
+                .is_some_and(|t| t.as_str().eq_ignore_ascii_case(token_id)),
+            Rule::AnyValidServiceToken {} => who.service_token.is_some(),
         }
     }
 }
@@ -142,6 +180,9 @@ pub struct Requester {
     pub idp_id: Option<String>,
     /// SCIM groups the user belongs to.
     pub groups: Vec<String>,
+    /// The service token the request presented, authenticated for the
+    /// account whose policies are evaluated; `None` for a person.
+    pub service_token: Option<ServiceTokenId>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,15 +231,27 @@ pub enum Verdict<'a> {
     Denied(Option<&'a AccessPolicy>),
 }
 
-/// Cloudflare's order: bypass (and service-auth) policies first, then allow
-/// and deny policies in precedence order; the first match decides, and no
-/// match is a denial. `policies` must already be in precedence order.
+/// Cloudflare's order: bypass and service-auth (`non_identity`) policies
+/// first, then allow and deny policies in precedence order; the first match
+/// decides, and no match is a denial. `policies` must already be in
+/// precedence order.
+///
+/// A request with a service token is admitted only by a bypass or a
+/// service-auth policy: allow and deny policies are about people. Service
+/// auth admits nobody else, as accessd offers no other non-identity proof
+/// (such as client certificates).
 pub fn evaluate<'a>(policies: &'a [AccessPolicy], who: &Requester) -> Verdict<'a> {
     if let Some(bypass) = policies
         .iter()
         .find(|p| p.decision == Decision::Bypass && p.rules.match_requester(who))
     {
         return Verdict::Bypassed(bypass);
+    }
+    if who.service_token.is_some() {
+        return policies
+            .iter()
+            .find(|p| p.decision == Decision::NonIdentity && p.rules.match_requester(who))
+            .map_or(Verdict::Denied(None), Verdict::Allowed);
     }
     for policy in policies {
         if !policy.rules.match_requester(who) {
@@ -224,6 +277,7 @@ mod tests {
             country: Some("DE".into()),
             idp_id: Some("idp-1".into()),
             groups: vec!["eng".into()],
+            service_token: None,
         }
     }
 
@@ -345,6 +399,132 @@ mod tests {
         );
     }
 
+    fn machine(token: &ServiceTokenId) -> Requester {
+        Requester {
+            email: None,
+            ip: IpAddr::from([10, 0, 0, 1]),
+            country: Some("DE".into()),
+            idp_id: None,
+            groups: Vec::new(),
+            service_token: Some(token.clone()),
+        }
+    }
+
+    #[test]
+    fn service_token_rules_parse_as_cloudflare_spells_them() {
+        let id = ServiceTokenId::generate();
+        let parsed: Vec<Rule> = serde_json::from_value(serde_json::json!([
+            {"service_token": {"token_id": id.as_str()}},
+            {"any_valid_service_token": {}},
+        ]))
+        .unwrap_or_default();
+        assert_eq!(
+            parsed,
+            [
+                Rule::ServiceToken {
+                    token_id: id.to_string()
+                },
+                Rule::AnyValidServiceToken {}
+            ]
+        );
+        assert!(parsed.iter().all(|r| r.check().is_ok()));
+        let bad = Rule::ServiceToken {
+            token_id: "abc".into(),
+        };
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn service_token_rules_match_machines_and_identity_rules_match_people() {
+        let token = ServiceTokenId::generate();
+        let other = ServiceTokenId::generate();
+        let named = Rule::ServiceToken {
+            token_id: token.as_str().to_uppercase(),
+        };
+        assert!(named.matches(&machine(&token)));
+        assert!(!named.matches(&machine(&other)));
+        assert!(!named.matches(&who("a@example.com", "10.0.0.1")));
+        assert!(Rule::AnyValidServiceToken {}.matches(&machine(&other)));
+        assert!(!Rule::AnyValidServiceToken {}.matches(&who("a@example.com", "10.0.0.1")));
+
+        // A machine that also claims a person's attributes still matches no identity rule.
+        let mut pretender = machine(&token);
+        pretender.email = Some("a@example.com".into());
+        pretender.groups = vec!["eng".into()];
+        pretender.idp_id = Some("idp-1".into());
+        for rule in [
+            Rule::Email {
+                email: "a@example.com".into(),
+            },
+            Rule::EmailDomain {
+                domain: "example.com".into(),
+            },
+            Rule::Group { id: "eng".into() },
+            Rule::LoginMethod { id: "idp-1".into() },
+        ] {
+            assert!(!rule.matches(&pretender), "{rule:?}");
+        }
+        assert!(
+            Rule::Ip {
+                ip: "10.0.0.0/8".parse().unwrap_or_default()
+            }
+            .matches(&pretender),
+            "non-identity rules still apply"
+        );
+    }
+
+    #[test]
+    fn machines_pass_only_service_auth_and_people_never_do() {
+        let token = ServiceTokenId::generate();
+        let allow_all = policy(
+            Decision::Allow,
+            rules(vec![Rule::Everyone {}], vec![], vec![]),
+        );
+        let deny_all = policy(
+            Decision::Deny,
+            rules(vec![Rule::Everyone {}], vec![], vec![]),
+        );
+        let service_auth = policy(
+            Decision::NonIdentity,
+            rules(
+                vec![Rule::ServiceToken {
+                    token_id: token.to_string(),
+                }],
+                vec![],
+                vec![],
+            ),
+        );
+        let ordered = [deny_all.clone(), allow_all.clone(), service_auth.clone()];
+        assert_eq!(
+            evaluate(&ordered, &machine(&token)),
+            Verdict::Allowed(&ordered[2]),
+            "service auth comes before deny"
+        );
+        assert_eq!(
+            evaluate(&ordered, &machine(&ServiceTokenId::generate())),
+            Verdict::Denied(None),
+            "another token is not named, and allow is for people"
+        );
+        let people_only = [allow_all.clone()];
+        assert_eq!(
+            evaluate(&people_only, &machine(&token)),
+            Verdict::Denied(None)
+        );
+        let any_token = policy(
+            Decision::NonIdentity,
+            rules(vec![Rule::AnyValidServiceToken {}], vec![], vec![]),
+        );
+        let machines_only = [any_token];
+        assert_eq!(
+            evaluate(&machines_only, &who("a@example.com", "10.0.0.1")),
+            Verdict::Denied(None)
+        );
+        assert_eq!(
+            evaluate(&machines_only, &machine(&token)),
+            Verdict::Allowed(&machines_only[0])
+        );
+    }
+
     mod properties {
         use std::net::{IpAddr, Ipv4Addr};
 
@@ -359,6 +539,7 @@ mod tests {
                 country: None,
                 idp_id: None,
                 groups: Vec::new(),
+                service_token: None,
             }
         }
 

@@ -120,6 +120,7 @@ pub async fn admit(
         country: asker.country.clone(),
         idp_id: Some(asker.idp_id.to_string()),
         groups,
+        service_token: None,
     };
     match evaluate(&policies, &requester) {
         Verdict::Allowed(policy) | Verdict::Bypassed(policy) => Ok(policy.clone()),

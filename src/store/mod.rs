@@ -27,6 +27,7 @@ pub mod retention;
 pub mod scim;
 pub mod scim_groups;
 pub mod sealing;
+pub mod service_tokens;
 pub mod snapshot;
 pub mod throttle;
 pub mod tokens;
