@@ -90,6 +90,16 @@ const WORDS: &[&str] = &[
     "token_url",
     "certs_url",
     "enabled",
+    "non_identity",
+    "service_token",
+    "any_valid_service_token",
+    "token_id",
+    "duration",
+    "auth_domain",
+    "login_design",
+    "service_token_inactivity",
+    "8760h",
+    "team.example.com",
     "com.cloudflare.api.account.*",
     "*",
     "24h",
@@ -148,6 +158,9 @@ async fn random_json_bodies_are_answered_with_4xx(db: TestDb) {
         ),
         ("PUT", format!("/accounts/{account}")),
         ("PATCH", format!("/accounts/{account}/access/seats")),
+        ("POST", format!("/accounts/{account}/access/service_tokens")),
+        ("POST", format!("/accounts/{account}/access/organizations")),
+        ("PUT", format!("/accounts/{account}/access/organizations")),
     ];
     let bodies = samples(json_value(), CASES);
     for (i, body) in bodies.into_iter().enumerate() {
@@ -199,6 +212,7 @@ async fn random_query_strings_are_answered_with_4xx(db: TestDb) {
         format!("/accounts/{account}/access/apps"),
         format!("/accounts/{account}/access/policies"),
         format!("/accounts/{account}/access/identity_providers"),
+        format!("/accounts/{account}/access/service_tokens"),
     ];
     for (i, query) in samples(query_string(), CASES).into_iter().enumerate() {
         let path = format!("{}?{query}", listings[i % listings.len()]);
