@@ -17,6 +17,7 @@ mod scim;
 mod scim_access;
 mod scim_limits;
 mod scim_schema;
+mod scim_sizes;
 mod secrets_at_rest;
 mod sign_in_attacks;
 mod store_conformance;
