@@ -28,6 +28,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "ACCESSD_BODY_TIMEOUT",
     "ACCESSD_IDLE_TIMEOUT",
     "ACCESSD_MAX_CONNECTIONS",
+    "ACCESSD_MAX_CONNECTIONS_PER_CLIENT",
     "ACCESSD_SHUTDOWN_GRACE",
 ];
 
@@ -123,9 +124,16 @@ pub struct Connections {
     #[arg(long, env = "ACCESSD_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
-    /// Connections served at once; further ones wait in the listen queue.
+    /// Connections served at once; further ones wait in the listen queue,
+    /// and connections idle between requests are closed to make room.
     #[arg(long, env = "ACCESSD_MAX_CONNECTIONS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+
+    /// Connections one client (an IPv4 address or an IPv6 /64) may hold at
+    /// once; further ones are closed at once. Behind a proxy every client is
+    /// the proxy: raise it there.
+    #[arg(long, env = "ACCESSD_MAX_CONNECTIONS_PER_CLIENT", default_value = "64", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_client: u32,
 
     /// On SIGTERM or SIGINT, how long requests in flight may take to finish
     /// before their connections are closed.

@@ -1,11 +1,13 @@
-//! Clients that stall: partial headers, dripping bodies, idle keep-alives,
-//! more connections than allowed, and a shutdown while they hang on.
+//! Clients that stall: silent connections, partial headers, dripping
+//! bodies, idle keep-alives, more connections than allowed (in all and from
+//! one client), and a shutdown while they hang on.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::common::{ADMIN_TOKEN, Server, TestDb};
 
@@ -15,7 +17,14 @@ crate::on_each_backend!(
     an_idle_keep_alive_is_closed_at_the_idle_timeout,
     shutdown_ends_within_the_grace_period_despite_stuck_clients,
     connections_beyond_the_bound_wait_for_a_free_slot,
+    a_silent_connection_is_cut_at_the_header_timeout,
+    one_client_beyond_its_cap_cannot_keep_another_out,
+    idle_keep_alives_make_room_for_a_new_client,
 );
+
+/// Another client than the tests' usual 127.0.0.1 (Linux routes all of
+/// 127/8 to the loopback interface).
+const OTHER_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
 async fn start(db: &TestDb, settings: &[(&str, &str)]) -> Server {
     let mut env = vec![("ACCESSD_ADMIN_TOKEN", ADMIN_TOKEN)];
@@ -28,6 +37,59 @@ async fn connect(server: &Server) -> TcpStream {
     TcpStream::connect(address)
         .await
         .unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+/// A connection to `server` from the address `from`.
+async fn connect_from(server: &Server, from: IpAddr) -> TcpStream {
+    let address: SocketAddr = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|e| panic!("server address: {e}"));
+    let socket = TcpSocket::new_v4().unwrap_or_else(|e| panic!("socket: {e}"));
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    socket
+        .connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+/// Sends one kept-alive token verification and reads its whole answer.
+async fn verify_kept_alive(stream: &mut TcpStream) -> String {
+    let request = format!(
+        "GET /client/v4/user/tokens/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "closed before answering");
+        received.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&received).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or_else(|| panic!("no content-length: {head}"));
+        if body.len() >= length {
+            return text;
+        }
+    }
 }
 
 /// Reads until the server closes the connection; returns what it sent and when it closed.
@@ -208,4 +270,98 @@ async fn connections_beyond_the_bound_wait_for_a_free_slot(db: TestDb) {
         "served at once: the bound of 3 connections was not applied ({:?})",
         started.elapsed()
     );
+}
+
+async fn a_silent_connection_is_cut_at_the_header_timeout(db: TestDb) {
+    let server = start(
+        &db,
+        &[
+            ("ACCESSD_HEADER_TIMEOUT", "1s"),
+            ("ACCESSD_IDLE_TIMEOUT", "60s"),
+        ],
+    )
+    .await;
+    let connected = Instant::now();
+    let mut silent = connect(&server).await;
+    let Some((answer, at)) = read_until_closed(&mut silent, Duration::from_secs(10)).await else {
+        panic!("a connection that never sent a byte was held past the header timeout");
+    };
+    assert!(answer.is_empty(), "{answer}");
+    assert!(
+        at - connected >= Duration::from_millis(900),
+        "cut before the header timeout"
+    );
+}
+
+async fn one_client_beyond_its_cap_cannot_keep_another_out(db: TestDb) {
+    let server = start(
+        &db,
+        &[
+            ("ACCESSD_MAX_CONNECTIONS", "8"),
+            ("ACCESSD_MAX_CONNECTIONS_PER_CLIENT", "4"),
+            ("ACCESSD_HEADER_TIMEOUT", "60s"),
+            ("ACCESSD_IDLE_TIMEOUT", "60s"),
+        ],
+    )
+    .await;
+    // One client opens 20 connections and sends nothing.
+    let mut greedy = Vec::new();
+    for _ in 0..20 {
+        greedy.push(connect(&server).await);
+    }
+    // Those beyond its cap of 4 are closed at once, not queued; its first
+    // 4 are served (held open).
+    let mut closed = 0;
+    let mut open = 0;
+    for stream in &mut greedy {
+        match read_until_closed(stream, Duration::from_millis(1500)).await {
+            Some((answer, _)) => {
+                assert!(answer.is_empty(), "{answer}");
+                closed += 1;
+            }
+            None => open += 1,
+        }
+    }
+    assert_eq!((open, closed), (4, 16), "(held, closed) of 20 connections");
+    // Another client is answered at once, though the first holds its cap.
+    let mut other = connect_from(&server, OTHER_CLIENT).await;
+    let answer = verify_kept_alive(&mut other).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(greedy);
+}
+
+async fn idle_keep_alives_make_room_for_a_new_client(db: TestDb) {
+    let server = start(
+        &db,
+        &[
+            ("ACCESSD_MAX_CONNECTIONS", "3"),
+            ("ACCESSD_IDLE_TIMEOUT", "60s"),
+        ],
+    )
+    .await;
+    // Three kept-alive connections answered once, then idle: every slot is taken.
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(&server).await;
+        let answer = verify_kept_alive(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        kept.push(stream);
+    }
+    // A new client is served well before the idle timeout, because an idle
+    // connection is closed to make room for it.
+    let mut newcomer = connect_from(&server, OTHER_CLIENT).await;
+    let answer = tokio::time::timeout(Duration::from_secs(20), verify_kept_alive(&mut newcomer))
+        .await
+        .unwrap_or_else(|_| panic!("a new client waited for idle connections to time out"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut shed = 0;
+    for stream in &mut kept {
+        if read_until_closed(stream, Duration::from_millis(500))
+            .await
+            .is_some()
+        {
+            shed += 1;
+        }
+    }
+    assert_eq!(shed, 1, "exactly one idle connection makes room");
 }

@@ -18,6 +18,7 @@ mod scim;
 mod scim_access;
 mod scim_limits;
 mod scim_schema;
+mod scim_sizes;
 mod secrets_at_rest;
 mod service_tokens;
 mod sign_in_attacks;

@@ -7,6 +7,8 @@
 //! not either, except for the attributes the schema marks case-exact.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -372,23 +374,30 @@ impl Filter {
     /// with case (as `attr` or `attr.sub`, lower case). The recursion is as
     /// deep as the filter nests, which `parse` bounds.
     pub fn matches(&self, resource: &Value, case_exact: &[&str]) -> bool {
+        self.matches_folding(resource, case_exact, &mut Folded::default())
+    }
+
+    fn matches_folding(&self, resource: &Value, case_exact: &[&str], folded: &mut Folded) -> bool {
         match self {
-            Filter::And(all) => all.iter().all(|f| f.matches(resource, case_exact)),
-            Filter::Or(any) => any.iter().any(|f| f.matches(resource, case_exact)),
-            Filter::Not(inner) => !inner.matches(resource, case_exact),
+            Filter::And(all) => all
+                .iter()
+                .all(|f| f.matches_folding(resource, case_exact, folded)),
+            Filter::Or(any) => any
+                .iter()
+                .any(|f| f.matches_folding(resource, case_exact, folded)),
+            Filter::Not(inner) => !inner.matches_folding(resource, case_exact, folded),
             Filter::Present(path) => values_at(resource, path).iter().any(|v| is_present(v)),
             Filter::Compare { path, op, value } => {
                 let exact = is_case_exact(path, case_exact);
                 let found = values_at(resource, path);
+                let mut compare = |v: &Value, op| compare(v, op, value, exact, folded);
                 if *op == CompareOp::Ne {
-                    return !found
-                        .iter()
-                        .any(|v| compare(v, CompareOp::Eq, value, exact));
+                    return !found.iter().any(|v| compare(v, CompareOp::Eq));
                 }
                 if found.is_empty() {
                     return *op == CompareOp::Eq && value.is_null();
                 }
-                found.iter().any(|v| compare(v, *op, value, exact))
+                found.iter().any(|v| compare(v, *op))
             }
             Filter::ValuePath { path, filter } => {
                 let Some(field) = get_ci(resource, &path.attr) else {
@@ -400,9 +409,27 @@ impl Filter {
                 };
                 elements
                     .into_iter()
-                    .any(|element| filter.matches(element, case_exact))
+                    .any(|element| filter.matches_folding(element, case_exact, folded))
             }
         }
+    }
+}
+
+/// The lower-cased form of the strings one evaluation compares, each
+/// computed once however many terms of the filter compare it. Keyed by
+/// where the text lives, which stays put while the resource and the filter
+/// are borrowed (two live strings at one address and length are the same).
+#[derive(Default)]
+struct Folded(HashMap<(usize, usize), Rc<str>>);
+
+impl Folded {
+    fn of(&mut self, text: &str) -> Rc<str> {
+        let key = (text.as_ptr() as usize, text.len());
+        Rc::clone(
+            self.0
+                .entry(key)
+                .or_insert_with(|| Rc::from(text.to_lowercase())),
+        )
     }
 }
 
@@ -458,20 +485,28 @@ fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     }
 }
 
-fn compare(found: &Value, op: CompareOp, wanted: &Value, case_exact: bool) -> bool {
+fn compare(
+    found: &Value,
+    op: CompareOp,
+    wanted: &Value,
+    case_exact: bool,
+    folded: &mut Folded,
+) -> bool {
     match (found, wanted) {
         (Value::String(a), Value::String(b)) => {
-            let (a, b) = if case_exact {
-                (a.clone(), b.clone())
+            let lowered;
+            let (a, b): (&str, &str) = if case_exact {
+                (a, b)
             } else {
-                (a.to_lowercase(), b.to_lowercase())
+                lowered = (folded.of(a), folded.of(b));
+                (&lowered.0, &lowered.1)
             };
             match op {
                 CompareOp::Eq => a == b,
                 CompareOp::Ne => a != b,
-                CompareOp::Co => a.contains(&b),
-                CompareOp::Sw => a.starts_with(&b),
-                CompareOp::Ew => a.ends_with(&b),
+                CompareOp::Co => a.contains(b),
+                CompareOp::Sw => a.starts_with(b),
+                CompareOp::Ew => a.ends_with(b),
                 CompareOp::Gt => a > b,
                 CompareOp::Ge => a >= b,
                 CompareOp::Lt => a < b,

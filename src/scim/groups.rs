@@ -1,5 +1,7 @@
 //! `/Groups`: the provider's groups and their members.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -46,13 +48,26 @@ fn validate(input: Value) -> Result<ValidGroup, ScimError> {
         match resource.remove(&key) {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
+                if items.len() > schema::MAX_MEMBERS {
+                    return Err(ScimError::invalid_value(format!(
+                        "a Group may have at most {} members",
+                        schema::MAX_MEMBERS
+                    )));
+                }
+                let mut seen = HashSet::new();
                 for item in items {
                     let Some(Value::String(id)) = get_ci(&item, "value").cloned() else {
                         return Err(ScimError::invalid_value(
                             "each member needs a string value (the user's id)",
                         ));
                     };
-                    if !members.contains(&id) {
+                    if id.chars().nth(schema::MAX_STRING_CHARS).is_some() {
+                        return Err(ScimError::invalid_value(format!(
+                            "members.value is longer than {} characters",
+                            schema::MAX_STRING_CHARS
+                        )));
+                    }
+                    if seen.insert(id.clone()) {
                         members.push(id);
                     }
                 }
@@ -109,7 +124,7 @@ pub async fn search_groups(
     caller: ScimCaller,
     ScimJson(search): ScimJson<SearchRequest>,
 ) -> Result<Response, ScimError> {
-    page_of(all_groups(&state, &caller).await?, &ListQuery::from(search))
+    page_of(all_groups(&state, &caller).await?, ListQuery::from(search)).await
 }
 
 /// Every group as SCIM shows it.
@@ -138,7 +153,7 @@ pub async fn list_groups(
         .iter()
         .map(|g| representation(&state, g))
         .collect();
-    page_of(all, &query)
+    page_of(all, query).await
 }
 
 async fn load(
@@ -254,4 +269,23 @@ pub async fn delete_group(
     Ok(axum::response::IntoResponse::into_response(
         StatusCode::NO_CONTENT,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group_of(members: usize) -> Value {
+        let members: Vec<Value> = (0..members)
+            .map(|i| json!({"value": format!("user-{i}")}))
+            .collect();
+        json!({"displayName": "G", "members": members})
+    }
+
+    #[test]
+    fn members_are_capped_exactly() {
+        let full = validate(group_of(schema::MAX_MEMBERS)).map(|g| g.members.len());
+        assert!(matches!(full, Ok(n) if n == schema::MAX_MEMBERS));
+        assert!(validate(group_of(schema::MAX_MEMBERS + 1)).is_err());
+    }
 }

@@ -96,7 +96,7 @@ async fn search_all(
 ) -> Result<Response, ScimError> {
     let mut all = users::all_users(&state, &caller).await?;
     all.extend(groups::all_groups(&state, &caller).await?);
-    users::page_of(all, &users::ListQuery::from(search))
+    users::page_of(all, users::ListQuery::from(search)).await
 }
 
 /// Anything else under a provider's SCIM base answers with a SCIM 404.

@@ -102,6 +102,13 @@ fn parse_target(raw: &str, schema: &Schema) -> Result<Option<Target>, ScimError>
     }))
 }
 
+/// `id`, `meta` and `schemas`: never changed by a PATCH.
+fn is_reserved(attr: &str) -> bool {
+    ["id", "meta", "schemas"]
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(attr))
+}
+
 /// The path must name a declared attribute the client may change.
 fn check_target(
     attr: &str,
@@ -109,10 +116,7 @@ fn check_target(
     sub: Option<&str>,
     schema: &Schema,
 ) -> Result<(), ScimError> {
-    if ["id", "meta", "schemas"]
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(attr))
-    {
+    if is_reserved(attr) {
         return Err(ScimError::mutability(format!("{attr} is read-only")));
     }
     let Some(attribute) = schema.attribute(attr) else {
@@ -259,6 +263,10 @@ fn apply_pathless(
             apply_pathless(resource, op, Some(value), schema)?;
             continue;
         }
+        // Undeclared attributes in a value are dropped, as at create.
+        if !declared(&name, schema) {
+            continue;
+        }
         // Each key is checked as a path; a key such as `name.givenName`
         // sets a sub-attribute, an undeclared extension's URN is dropped.
         if let Some(target) = parse_target(&name, schema)? {
@@ -266,6 +274,26 @@ fn apply_pathless(
         }
     }
     Ok(())
+}
+
+/// Whether a key of a path-less value names a declared attribute (or
+/// sub-attribute), or is something `parse_target` must judge: a filtered
+/// or malformed path, or one of the read-only `id`, `meta`, `schemas`.
+fn declared(key: &str, schema: &Schema) -> bool {
+    if key.contains('[') {
+        return true;
+    }
+    let Some(path) = AttrPath::parse(key) else {
+        return true;
+    };
+    if is_reserved(&path.attr) {
+        return true;
+    }
+    match (schema.attribute(&path.attr), path.sub) {
+        (None, _) => false,
+        (Some(attribute), Some(sub)) => attribute.sub(&sub).is_some(),
+        (Some(_), None) => true,
+    }
 }
 
 fn apply_path(
@@ -549,13 +577,13 @@ mod tests {
             )),
             "mutability"
         );
-        assert_eq!(
-            scim_type(patch(
-                user(),
-                json!([{"op": "add", "value": {"noSuchAttribute": 1}}])
-            )),
-            "invalidPath"
+        // In a path-less value, undeclared attributes are dropped, as at create.
+        let before = user();
+        let dropped = patch(
+            user(),
+            json!([{"op": "add", "value": {"noSuchAttribute": 1, "name.nickname": "n"}}]),
         );
+        assert!(matches!(dropped, Ok(after) if after == before));
         let qualified = patch(
             user(),
             json!([

@@ -4,13 +4,27 @@
 //!
 //! Attributes a provider sends that are not declared here (and attributes of
 //! schemas this service does not declare) are dropped without an error, as
-//! RFC 7644 §3.3 allows. `password` is accepted and never stored.
+//! RFC 7644 §3.3 allows, and so are complex values left empty by that.
+//! `password` is accepted and never stored.
+//!
+//! What is kept is bounded, so that listing and filtering every resource of
+//! a provider stays cheap: see the `MAX_` limits below.
 
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
 use super::patch::loosen_booleans;
 use super::{GROUP_SCHEMA, USER_SCHEMA};
+
+/// The most characters a string attribute may hold.
+pub const MAX_STRING_CHARS: usize = 1024;
+/// The most values a multi-valued attribute (`emails`, `phoneNumbers`,
+/// `addresses`) may hold.
+pub const MAX_VALUES: usize = 100;
+/// The most bytes a User or a Group (members aside) may take as kept JSON.
+pub const MAX_RESOURCE_BYTES: usize = 16 * 1024;
+/// The most members a Group may have.
+pub const MAX_MEMBERS: usize = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -259,9 +273,10 @@ impl Attribute {
     }
 
     /// The value as it is kept: declared members only, under their declared
-    /// names; with `strict`, a value of the wrong type is an error, else it
-    /// is dropped (`None`).
-    fn keep(&self, value: Value, strict: bool) -> Result<Option<Value>, ScimError> {
+    /// names, empty complex values dropped; with `strict`, a value of the
+    /// wrong type or past a limit is an error, else it is dropped (`None`).
+    /// `path` names the attribute in errors (`emails.value`).
+    fn keep(&self, value: Value, strict: bool, path: &str) -> Result<Option<Value>, ScimError> {
         if self.mutability == Mutability::WriteOnly || value.is_null() {
             return Ok(None);
         }
@@ -270,58 +285,82 @@ impl Attribute {
                 Value::Array(items) => items,
                 single @ Value::Object(_) => vec![single],
                 _ if strict => {
-                    return Err(ScimError::invalid_value(format!(
-                        "{} must be a list",
-                        self.name
-                    )));
+                    return Err(ScimError::invalid_value(format!("{path} must be a list")));
                 }
                 _ => return Ok(None),
             };
+            if strict && items.len() > MAX_VALUES {
+                return Err(ScimError::invalid_value(format!(
+                    "{path} has more than {MAX_VALUES} values"
+                )));
+            }
             let mut kept = Vec::with_capacity(items.len());
             for item in items {
-                if let Some(item) = self.keep_single(item, strict)? {
+                if let Some(item) = self.keep_single(item, strict, path)? {
                     kept.push(item);
                 }
             }
             return Ok(Some(Value::Array(kept)));
         }
-        self.keep_single(value, strict)
+        self.keep_single(value, strict, path)
     }
 
-    fn keep_single(&self, value: Value, strict: bool) -> Result<Option<Value>, ScimError> {
+    fn keep_single(
+        &self,
+        value: Value,
+        strict: bool,
+        path: &str,
+    ) -> Result<Option<Value>, ScimError> {
         let kept = match (self.kind, value) {
             (Kind::Complex, Value::Object(members)) => {
-                Some(Value::Object(keep_declared(self.subs, members, strict)?))
+                let kept = keep_declared(self.subs, members, strict, Some(path))?;
+                // Nothing declared was sent (`{"weird": 1}`): nothing to keep.
+                if kept.is_empty() {
+                    return Ok(None);
+                }
+                Some(Value::Object(kept))
             }
             (Kind::Boolean, value) => match loosen_booleans(value) {
                 Value::Bool(on) => Some(Value::Bool(on)),
                 _ => None,
             },
-            (Kind::String | Kind::Reference, Value::String(text)) => Some(Value::String(text)),
+            (Kind::String | Kind::Reference, Value::String(text)) => {
+                if strict && text.chars().nth(MAX_STRING_CHARS).is_some() {
+                    return Err(ScimError::invalid_value(format!(
+                        "{path} is longer than {MAX_STRING_CHARS} characters"
+                    )));
+                }
+                Some(Value::String(text))
+            }
             _ => None,
         };
         if kept.is_none() && strict {
             return Err(ScimError::invalid_value(format!(
-                "{} has a value of the wrong type",
-                self.name
+                "{path} has a value of the wrong type"
             )));
         }
         Ok(kept)
     }
 }
 
-/// The declared members of `input`, renamed to their declared names.
+/// The declared members of `input`, renamed to their declared names;
+/// `parent` is the complex attribute they belong to, if any.
 fn keep_declared(
     attributes: &[Attribute],
     input: Map<String, Value>,
     strict: bool,
+    parent: Option<&str>,
 ) -> Result<Map<String, Value>, ScimError> {
     let mut kept = Map::new();
     for (key, value) in input {
         let Some(attribute) = find(attributes, &key) else {
             continue;
         };
-        if let Some(value) = attribute.keep(value, strict)? {
+        let path = match parent {
+            Some(parent) => format!("{parent}.{}", attribute.name),
+            None => attribute.name.to_string(),
+        };
+        if let Some(value) = attribute.keep(value, strict, &path)? {
             kept.insert(attribute.name.to_string(), value);
         }
     }
@@ -335,7 +374,7 @@ impl Schema {
 
     /// What a provider sent, reduced to what is kept: read-only attributes,
     /// `password` and undeclared attributes are dropped; a declared attribute
-    /// of the wrong type is an `invalidValue` error.
+    /// of the wrong type, or past a limit, is an `invalidValue` error.
     pub fn accept(&self, input: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
         let writable: Map<String, Value> = input
             .into_iter()
@@ -344,7 +383,15 @@ impl Schema {
                     .is_some_and(|a| a.mutability != Mutability::ReadOnly)
             })
             .collect();
-        keep_declared(self.attributes, writable, true)
+        let kept = keep_declared(self.attributes, writable, true, None)?;
+        let size = serde_json::to_vec(&kept).map_or(usize::MAX, |json| json.len());
+        if size > MAX_RESOURCE_BYTES {
+            return Err(ScimError::invalid_value(format!(
+                "a {} may take at most {MAX_RESOURCE_BYTES} bytes of JSON; this one takes {size}",
+                self.name
+            )));
+        }
+        Ok(kept)
     }
 
     /// A stored resource as it may be shown: declared attributes only.
@@ -352,7 +399,7 @@ impl Schema {
         let Value::Object(members) = stored.clone() else {
             return Map::new();
         };
-        keep_declared(self.attributes, members, false).unwrap_or_default()
+        keep_declared(self.attributes, members, false, None).unwrap_or_default()
     }
 
     /// Names of the boolean attributes and sub-attributes (`active`, `primary`).
@@ -412,5 +459,42 @@ mod tests {
             };
             assert!(USER.accept(sent).is_err());
         }
+    }
+
+    fn user_with(extra: Value) -> Result<Map<String, Value>, ScimError> {
+        let mut sent = Map::new();
+        sent.insert("userName".into(), json!("a@example.com"));
+        if let Value::Object(extra) = extra {
+            sent.extend(extra);
+        }
+        USER.accept(sent)
+    }
+
+    #[test]
+    fn limits_hold_exactly() {
+        let chars = |n: usize| "é".repeat(n);
+        assert!(user_with(json!({"title": chars(MAX_STRING_CHARS)})).is_ok());
+        assert!(user_with(json!({"title": chars(MAX_STRING_CHARS + 1)})).is_err());
+        assert!(user_with(json!({"name": {"givenName": chars(MAX_STRING_CHARS + 1)}})).is_err());
+        let emails =
+            |n: usize| -> Value { (0..n).map(|i| json!({"value": format!("{i}@x")})).collect() };
+        assert!(user_with(json!({"emails": emails(MAX_VALUES)})).is_ok());
+        assert!(user_with(json!({"emails": emails(MAX_VALUES + 1)})).is_err());
+        // Within every attribute's limit, but not the resource's 16 KiB.
+        let addresses = |n: usize| -> Value {
+            (0..n)
+                .map(|_| json!({"formatted": "f".repeat(1000)}))
+                .collect()
+        };
+        assert!(user_with(json!({"addresses": addresses(15)})).is_ok());
+        assert!(user_with(json!({"addresses": addresses(17)})).is_err());
+    }
+
+    #[test]
+    fn empty_complex_values_are_dropped() {
+        let kept = user_with(json!({"addresses": [{"weird": 1}, {"country": "FR"}], "name": {}}))
+            .unwrap_or_default();
+        assert_eq!(kept.get("addresses"), Some(&json!([{"country": "FR"}])));
+        assert!(kept.get("name").is_none());
     }
 }

@@ -168,8 +168,16 @@ fn sort_key(resource: &Value, path: &AttrPath) -> Option<String> {
 }
 
 /// Filters, sorts and pages resources (`startIndex` is 1-based), then
-/// applies `attributes` / `excludedAttributes`.
-pub(super) fn page_of(all: Vec<Value>, query: &ListQuery) -> Result<Response, ScimError> {
+/// applies `attributes` / `excludedAttributes`. That is CPU work over every
+/// resource of the provider, so it runs on a blocking thread: however
+/// costly the filter, the async workers keep answering other requests.
+pub(super) async fn page_of(all: Vec<Value>, query: ListQuery) -> Result<Response, ScimError> {
+    tokio::task::spawn_blocking(move || filtered_page(all, &query))
+        .await
+        .map_err(|err| ScimError::Internal(format!("listing failed: {err}")))?
+}
+
+fn filtered_page(all: Vec<Value>, query: &ListQuery) -> Result<Response, ScimError> {
     let filter = match query
         .filter
         .as_deref()
@@ -200,14 +208,20 @@ pub(super) fn page_of(all: Vec<Value>, query: &ListQuery) -> Result<Response, Sc
             .sort_order
             .as_deref()
             .is_some_and(|o| o.eq_ignore_ascii_case("descending"));
+        // Each key is computed once, not once per comparison.
+        let mut keyed: Vec<(Option<String>, Value)> = matching
+            .into_iter()
+            .map(|resource| (sort_key(&resource, &path), resource))
+            .collect();
         // Resources without the attribute go last, whatever the order.
-        matching.sort_by(|a, b| match (sort_key(a, &path), sort_key(b, &path)) {
-            (Some(x), Some(y)) if descending => y.cmp(&x),
-            (Some(x), Some(y)) => x.cmp(&y),
+        keyed.sort_by(|(a, _), (b, _)| match (a, b) {
+            (Some(x), Some(y)) if descending => y.cmp(x),
+            (Some(x), Some(y)) => x.cmp(y),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => std::cmp::Ordering::Equal,
         });
+        matching = keyed.into_iter().map(|(_, resource)| resource).collect();
     }
     let total = matching.len();
     let page = matching
@@ -226,7 +240,7 @@ pub async fn search_users(
     caller: ScimCaller,
     ScimJson(search): ScimJson<SearchRequest>,
 ) -> Result<Response, ScimError> {
-    page_of(all_users(&state, &caller).await?, &ListQuery::from(search))
+    page_of(all_users(&state, &caller).await?, ListQuery::from(search)).await
 }
 
 /// Every user as it is now, as SCIM shows it.
@@ -301,7 +315,7 @@ pub async fn list_users(
         }
     };
     let all = with_groups(&state, &caller, &snapshot).await?;
-    page_of(all, &query)
+    page_of(all, query).await
 }
 
 async fn groups_of(state: &AppState, user: &ScimUserRecord) -> Result<Vec<Value>, ScimError> {

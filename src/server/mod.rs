@@ -1,8 +1,11 @@
 //! The HTTP/1 server around the router: every connection has header, body
 //! and idle timeouts, at most `max_connections` are served at once (more
-//! wait in the listen queue), and shutdown ends within the grace period
-//! whatever clients do.
+//! wait in the listen queue, while connections idle between requests are
+//! closed to make room), one client's connections beyond
+//! `max_connections_per_client` are closed at once, and shutdown ends
+//! within the grace period whatever clients do.
 
+mod admission;
 mod watch;
 
 use std::convert::Infallible;
@@ -15,11 +18,19 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch as signal};
+use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
 
 use crate::config::Connections;
+use admission::{Admission, Ticket};
 use watch::{Activity, DeadlineBody, GuardedBody, WatchedIo};
+
+/// A connection accepted and counted against its client, waiting for a slot.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    ticket: Ticket,
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets
 /// requests in flight finish for at most the grace period.
@@ -29,26 +40,32 @@ pub async fn serve(
     limits: Connections,
     shutdown: impl Future<Output = ()>,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let admission = Admission::new(limits.max_connections, limits.max_connections_per_client);
     let (stop_sender, stop) = signal::channel(false);
     let mut connections = JoinSet::new();
+    // Kept outside the select so that reaping a finished connection, which
+    // restarts the select, does not drop a connection waiting for a slot.
+    let mut waiting: Option<Accepted> = None;
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        tokio::select! {
             () = &mut shutdown => break,
-            accepted = accept(&listener, &permits) => accepted,
+            accepted = listener.accept(), if waiting.is_none() => {
+                waiting = admit(accepted, &admission).await;
+            }
+            Some(permit) = admission.slot(), if waiting.is_some() => {
+                let Some(accepted) = waiting.take() else { continue };
+                let router = router.clone();
+                let stop = stop.clone();
+                let idle_signal = admission.idle_signal();
+                connections.spawn(async move {
+                    serve_connection(accepted, router, limits, idle_signal, stop).await;
+                    drop(permit);
+                });
+            }
             // Reap finished connections so the set does not grow forever.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let Some((stream, peer, permit)) = accepted else {
-            continue;
-        };
-        let router = router.clone();
-        let stop = stop.clone();
-        connections.spawn(async move {
-            serve_connection(stream, peer, router, limits, stop).await;
-            drop(permit);
-        });
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
     }
     drop(listener);
     let _ = stop_sender.send(true);
@@ -66,31 +83,47 @@ pub async fn serve(
     }
 }
 
-/// The next connection, once a slot is free; `None` after a failed accept.
-async fn accept(
-    listener: &TcpListener,
-    permits: &Arc<Semaphore>,
-) -> Option<(TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
-    let permit = Arc::clone(permits).acquire_owned().await.ok()?;
-    match listener.accept().await {
-        Ok((stream, peer)) => Some((stream, peer, permit)),
+/// Counts an accepted connection against its client; one beyond the
+/// client's cap is closed at once, not queued.
+async fn admit(
+    accepted: std::io::Result<(TcpStream, SocketAddr)>,
+    admission: &Arc<Admission>,
+) -> Option<Accepted> {
+    let (stream, peer) = match accepted {
+        Ok(accepted) => accepted,
         Err(err) => {
             // Usually out of file descriptors: pause instead of spinning.
             tracing::warn!(%err, "accept failed");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            None
+            return None;
         }
-    }
+    };
+    let Some(ticket) = admission.admit(peer.ip()) else {
+        tracing::debug!(%peer, "closing a connection beyond the client's cap");
+        return None;
+    };
+    Some(Accepted {
+        stream,
+        peer,
+        ticket,
+    })
 }
 
 async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+    accepted: Accepted,
     router: Router,
     limits: Connections,
+    idle_signal: Arc<tokio::sync::Notify>,
     mut stop: signal::Receiver<bool>,
 ) {
-    let activity = Activity::new(limits.header_timeout, limits.idle_timeout);
+    let Accepted {
+        stream,
+        peer,
+        ticket,
+    } = accepted;
+    // The head's deadline counts from here, not from a wait for a slot.
+    let activity = Activity::new(limits.header_timeout, limits.idle_timeout, idle_signal);
+    ticket.track(&activity);
     let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&activity)));
     let service_activity = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -128,6 +161,11 @@ async fn serve_connection(
                 if changed.is_ok() {
                     connection.as_mut().graceful_shutdown();
                 }
+            }
+            () = activity.shed_requested(), if !stopping => {
+                tracing::debug!(%peer, "closing an idle connection to make room");
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
             }
         }
     }

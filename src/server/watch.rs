@@ -1,12 +1,15 @@
 //! What one connection is doing, so it can be cut when a client stalls.
 //!
-//! A connection is *idle* between requests, *reading a head* from the first
-//! byte of a request until its headers are complete, and *busy* while a
-//! request is being answered. Idle and head phases have deadlines (the idle
-//! and header timeouts); a busy connection is bounded by the body timeout,
-//! which [`DeadlineBody`] enforces on the request body.
+//! A new connection is *reading a head* from the moment it is accepted until
+//! its first request's headers are complete; then it is *busy* while a
+//! request is being answered, *idle* between requests, and reading a head
+//! again from the first byte of the next one. Head and idle phases have
+//! deadlines (the header and idle timeouts), so a connection that never
+//! sends a byte is cut at the header timeout; a busy connection is bounded
+//! by the body timeout, which [`DeadlineBody`] enforces on the request body.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -32,18 +35,60 @@ pub struct Activity {
     changed: Notify,
     header_timeout: Duration,
     idle_timeout: Duration,
+    /// Set once the connection was asked to close to free its slot.
+    shed: AtomicBool,
+    shed_requested: Notify,
+    /// Told whenever this connection finishes a request and goes idle.
+    became_idle: Arc<Notify>,
 }
 
 impl Activity {
-    pub fn new(header_timeout: Duration, idle_timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        became_idle: Arc<Notify>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            phase: Mutex::new(Phase::Idle {
+            // The first request's head is due within the header timeout of
+            // the accept, not of its first byte: a silent connection would
+            // otherwise hold its slot for the whole idle timeout.
+            phase: Mutex::new(Phase::ReadingHead {
                 since: Instant::now(),
             }),
             changed: Notify::new(),
             header_timeout,
             idle_timeout,
+            shed: AtomicBool::new(false),
+            shed_requested: Notify::new(),
+            became_idle,
         })
+    }
+
+    /// Since when the connection has waited between requests, unless it is
+    /// doing something or was already asked to close.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if self.is_shed() {
+            return None;
+        }
+        match *self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
+            Phase::Idle { since } => Some(since),
+            _ => None,
+        }
+    }
+
+    pub fn is_shed(&self) -> bool {
+        self.shed.load(Ordering::Relaxed)
+    }
+
+    /// Asks the connection to close once nothing is in flight.
+    pub fn shed(&self) {
+        self.shed.store(true, Ordering::Relaxed);
+        self.shed_requested.notify_one();
+    }
+
+    /// Returns once the connection was asked to give up its slot.
+    pub async fn shed_requested(&self) {
+        self.shed_requested.notified().await;
     }
 
     fn update(&self, change: impl FnOnce(Phase) -> Phase) {
@@ -121,6 +166,7 @@ impl Drop for BusyGuard {
                 since: Instant::now(),
             },
         });
+        self.activity.became_idle.notify_one();
     }
 }
 
