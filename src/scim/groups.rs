@@ -253,8 +253,8 @@ pub async fn patch_group(
     let mut document = schema::GROUP.shown(&before.resource);
     let members: Vec<Value> = before.members.iter().map(|m| json!({"value": m})).collect();
     document.insert("members".into(), Value::Array(members));
-    let mut document = Value::Object(document);
-    patch::apply(&mut document, request, &schema::GROUP)?;
+    let document =
+        patch::apply_off_workers(Value::Object(document), request, &schema::GROUP).await?;
     save(&state, &before, document).await
 }
 

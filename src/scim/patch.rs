@@ -161,6 +161,21 @@ pub fn loosen_booleans(value: Value) -> Value {
     }
 }
 
+/// Operations one PATCH may carry.
+pub const MAX_OPERATIONS: usize = 1_000;
+
+/// [`apply`] on a blocking thread: a PATCH against a large group compares
+/// many values, and the async workers keep answering meanwhile.
+pub async fn apply_off_workers(
+    mut resource: Value,
+    request: PatchRequest,
+    schema: &'static Schema,
+) -> Result<Value, ScimError> {
+    tokio::task::spawn_blocking(move || apply(&mut resource, request, schema).map(|()| resource))
+        .await
+        .map_err(|err| ScimError::Internal(format!("patch failed: {err}")))?
+}
+
 /// Applies every operation in order to `resource`, a copy: the caller saves
 /// it once all succeeded, so a failing operation leaves nothing changed.
 pub fn apply(
@@ -177,6 +192,11 @@ pub fn apply(
     }
     if request.operations.is_empty() {
         return Err(ScimError::invalid_syntax("Operations must not be empty"));
+    }
+    if request.operations.len() > MAX_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "a PATCH may carry at most {MAX_OPERATIONS} Operations"
+        )));
     }
     for operation in request.operations {
         let op = match operation.op.to_ascii_lowercase().as_str() {
@@ -464,6 +484,15 @@ mod tests {
     fn user() -> Value {
         json!({"userName": "a@example.com", "active": true, "name": {"givenName": "A"},
                "emails": [{"value": "a@example.com", "type": "work", "primary": true}, {"value": "a@home.org", "type": "home"}]})
+    }
+
+    #[test]
+    fn operations_are_capped() {
+        let op = json!({"op": "replace", "path": "displayName", "value": "x"});
+        let at_limit = Value::Array(vec![op.clone(); MAX_OPERATIONS]);
+        assert!(patch(user(), at_limit).is_ok());
+        let over = Value::Array(vec![op; MAX_OPERATIONS + 1]);
+        assert_eq!(scim_type(patch(user(), over)), "invalidValue");
     }
 
     #[test]

@@ -441,8 +441,8 @@ pub async fn patch_user(
     ScimJson(request): ScimJson<PatchRequest>,
 ) -> Result<Response, ScimError> {
     let before = load(&state, &caller, &id).await?;
-    let mut resource = Value::Object(schema::USER.shown(&before.resource));
-    patch::apply(&mut resource, request, &schema::USER)?;
+    let resource = Value::Object(schema::USER.shown(&before.resource));
+    let resource = patch::apply_off_workers(resource, request, &schema::USER).await?;
     let Value::Object(resource) = resource else {
         return Err(ScimError::invalid_value(
             "the patched User is not an object",
