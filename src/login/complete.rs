@@ -111,6 +111,12 @@ pub async fn complete_login(
         idp_id: Some(challenge.idp_id.clone()),
         groups,
     };
+    // Access groups the policies name are decided once, all read in one query.
+    let requester = state
+        .store
+        .access_group_book(&app.account_id)
+        .await?
+        .resolve(requester, policies.iter().map(|p| &p.rules));
     let policy = match evaluate(&policies, &requester) {
         Verdict::Allowed(policy) | Verdict::Bypassed(policy) => policy.clone(),
         Verdict::Denied(_) => {
