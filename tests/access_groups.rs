@@ -359,6 +359,26 @@ async fn group_rules_are_bounded(db: TestDb) {
             assert_invalid(&reply, pointer, &body.to_string());
         }
     }
+    // Past serde_json's nesting limit, and past the body limit.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let nested = Server::reply(
+        server
+            .http
+            .post(server.url(&groups))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"name": "x", "include": {deep}}}"#)),
+    )
+    .await;
+    assert_eq!(nested.status, StatusCode::BAD_REQUEST, "{}", nested.body);
+    let huge = server
+        .post(
+            &groups,
+            ADMIN_TOKEN,
+            json!({"name": "x".repeat(1 << 20), "include": []}),
+        )
+        .await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
     let listed = server.get(&groups, ADMIN_TOKEN).await;
     assert_eq!(
         listed.body["result_info"]["total_count"], 1,

@@ -366,6 +366,17 @@ mod tests {
         }]);
         assert!(admits(&book, &scim, who("ann@example.com")));
 
+        let engineers = AccessGroupId::generate();
+        let book = GroupBook::new([(engineers.clone(), scim.clone())]);
+        let through = include(vec![group(&engineers)]);
+        assert!(
+            admits(&book, &through, who("ann@example.com")),
+            "a group naming a SCIM group"
+        );
+        let mut outsider = who("ann@example.com");
+        outsider.groups.clear();
+        assert!(!admits(&book, &through, outsider));
+
         let nobody = AccessGroupId::generate();
         let book = GroupBook::new([(nobody.clone(), include(vec![email("x@example.com")]))]);
         let mut claims = who("ann@example.com");
