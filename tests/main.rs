@@ -3,6 +3,7 @@
 
 mod common;
 
+mod access_groups;
 mod accounts;
 mod apps_and_policies;
 mod auth_failures;

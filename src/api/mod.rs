@@ -1,6 +1,7 @@
 //! The Cloudflare-shaped v4 API, one file per resource. Handlers stay thin:
 //! they check input, call the store and shape the answer.
 
+pub mod access_groups;
 pub mod access_user_records;
 pub mod access_users;
 pub mod accounts;
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .merge(access_user_records::router())
         .merge(identity_providers::router())
         .merge(policies::router())
+        .merge(access_groups::router())
         .merge(apps::router())
         .merge(revocation::router())
         .merge(keys::router())

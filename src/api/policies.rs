@@ -6,6 +6,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::access_groups::check_group_references;
 use super::accounts::Deleted;
 use super::envelope::Success;
 use super::extract::{AccessJson, AccessQuery, PageLimits, PageParams};
@@ -238,7 +239,7 @@ impl PolicyRequest {
 }
 
 /// Bounds each rule list and checks each rule's value, naming the first bad one.
-fn check_rules(rules: &Rules) -> Result<(), ApiError> {
+pub fn check_rules(rules: &Rules) -> Result<(), ApiError> {
     let lists = [
         ("include", &rules.include),
         ("exclude", &rules.exclude),
@@ -305,8 +306,9 @@ async fn create_policy(
     caller: Authorized<AppsWrite>,
     AccessJson(body): AccessJson<PolicyRequest>,
 ) -> Result<Success<PolicyView>, ApiError> {
-    let valid = body.validate()?;
+    let mut valid = body.validate()?;
     check_service_tokens(&state, &caller.account, &valid.rules).await?;
+    check_group_references(&state, &caller.account, &mut valid.rules).await?;
     let now = Timestamp::now();
     let policy = AccessPolicy {
         id: AccessPolicyId::generate(),
@@ -383,8 +385,9 @@ async fn update_policy(
     AccessJson(body): AccessJson<PolicyRequest>,
 ) -> Result<Success<PolicyView>, ApiError> {
     let mut policy = load(&state, &caller.account, &path.policy_id).await?;
-    let valid = body.validate()?;
+    let mut valid = body.validate()?;
     check_service_tokens(&state, &caller.account, &valid.rules).await?;
+    check_group_references(&state, &caller.account, &mut valid.rules).await?;
     policy.name = valid.name;
     policy.decision = valid.decision;
     policy.rules = valid.rules;
@@ -408,10 +411,17 @@ async fn delete_policy(
     match state.store.delete_policy(&caller.account, &id).await {
         Ok(true) => Ok(Success::accepted(Deleted { id })),
         Ok(false) => Err(policy_not_found()),
-        Err(StoreError::Conflict(why)) => Err(ApiError::conflict(
-            12131,
-            format!("access.api.error.conflict: {why}"),
-        )),
-        Err(other) => Err(other.into()),
+        Err(err) => Err(still_in_use(err)),
+    }
+}
+
+/// A store conflict on deleting an Access object something still uses, in
+/// the Access wording (409, 12131); any other error as usual.
+pub fn still_in_use(err: StoreError) -> ApiError {
+    match err {
+        StoreError::Conflict(why) => {
+            ApiError::conflict(12131, format!("access.api.error.conflict: {why}"))
+        }
+        other => other.into(),
     }
 }

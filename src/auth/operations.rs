@@ -39,6 +39,12 @@ operation!(
 );
 operation!(IdpsRead => [ACCESS_ORGS_IDPS_GROUPS_READ, ACCESS_ORGS_IDPS_GROUPS_WRITE]);
 operation!(IdpsWrite => [ACCESS_ORGS_IDPS_GROUPS_WRITE]);
+operation!(
+    /// Reading Access groups: Cloudflare files them with organizations and
+    /// identity providers (`x-api-token-group` of `access-groups-list-access-groups`).
+    GroupsRead => [ACCESS_ORGS_IDPS_GROUPS_READ, ACCESS_ORGS_IDPS_GROUPS_WRITE]
+);
+operation!(GroupsWrite => [ACCESS_ORGS_IDPS_GROUPS_WRITE]);
 operation!(AppsRead => [ACCESS_APPS_POLICIES_READ, ACCESS_APPS_POLICIES_WRITE, ACCESS_APPS_POLICIES_REVOKE]);
 operation!(AppsWrite => [ACCESS_APPS_POLICIES_WRITE]);
 operation!(AppsRevoke => [ACCESS_APPS_POLICIES_REVOKE, ACCESS_APPS_POLICIES_WRITE]);

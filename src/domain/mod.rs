@@ -2,6 +2,7 @@
 //! tokens and the permission-group catalog. Nothing here knows about HTTP or
 //! SQL, so the same rules serve the v4 API, the CLI and the store.
 
+pub mod access_group;
 pub mod account;
 pub mod activity;
 pub mod app;

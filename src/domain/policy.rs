@@ -53,7 +53,9 @@ pub enum Rule {
     LoginMethod {
         id: String,
     },
-    /// Membership of a group an identity provider pushed over SCIM.
+    /// Membership of an Access group of the account (decided by the
+    /// group's own rules, see `access_group`) or else of a group an identity
+    /// provider pushed over SCIM.
     Group {
         id: String,
     },
@@ -178,7 +180,8 @@ pub struct Requester {
     pub ip: IpAddr,
     pub country: Option<String>,
     pub idp_id: Option<String>,
-    /// SCIM groups the user belongs to.
+    /// SCIM groups the user belongs to and, once resolved by
+    /// `GroupBook::resolve`, the Access groups the policies name that admit them.
     pub groups: Vec<String>,
     /// The service token the request presented, authenticated for the
     /// account whose policies are evaluated; `None` for a person.

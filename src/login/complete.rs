@@ -12,6 +12,7 @@ use super::pages::error_page;
 use super::{LoginError, scheme};
 use crate::app::AppState;
 use crate::auth::app_token::{self, AppClaims};
+use crate::domain::access_group;
 use crate::domain::activity::{
     FailedLogin, FailedLoginMetadata, Geo, Identity, IdpRef, Session, SessionApp, SessionNonce,
     new_ray_id,
@@ -121,6 +122,19 @@ pub async fn admit(
         idp_id: Some(asker.idp_id.to_string()),
         groups,
         service_token: None,
+    };
+    // Access groups the policies name are decided once, all read in one query.
+    let names_groups = policies
+        .iter()
+        .any(|p| access_group::named_ids(&p.rules).next().is_some());
+    let requester = if names_groups {
+        state
+            .store
+            .access_group_book(&app.account_id)
+            .await?
+            .resolve(requester, policies.iter().map(|p| &p.rules))
+    } else {
+        requester
     };
     match evaluate(&policies, &requester) {
         Verdict::Allowed(policy) | Verdict::Bypassed(policy) => Ok(policy.clone()),

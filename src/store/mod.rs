@@ -12,6 +12,7 @@
 //! [`with_pool!`], so a trait would only add a second list of signatures.
 //! The conformance tests in `tests/store.rs` run against both.
 
+pub mod access_groups;
 pub mod accounts;
 pub mod activity;
 pub mod admin;
