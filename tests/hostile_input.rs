@@ -159,6 +159,7 @@ async fn random_json_bodies_are_answered_with_4xx(db: TestDb) {
         ("PUT", format!("/accounts/{account}")),
         ("PATCH", format!("/accounts/{account}/access/seats")),
         ("POST", format!("/accounts/{account}/access/service_tokens")),
+        ("POST", format!("/accounts/{account}/access/groups")),
         ("POST", format!("/accounts/{account}/access/organizations")),
         ("PUT", format!("/accounts/{account}/access/organizations")),
     ];
@@ -213,6 +214,7 @@ async fn random_query_strings_are_answered_with_4xx(db: TestDb) {
         format!("/accounts/{account}/access/policies"),
         format!("/accounts/{account}/access/identity_providers"),
         format!("/accounts/{account}/access/service_tokens"),
+        format!("/accounts/{account}/access/groups"),
     ];
     for (i, query) in samples(query_string(), CASES).into_iter().enumerate() {
         let path = format!("{}?{query}", listings[i % listings.len()]);
