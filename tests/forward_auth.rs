@@ -13,6 +13,7 @@ crate::on_each_backend!(
     a_signed_in_request_passes_with_its_identity_until_revoked,
     addresses_come_from_trusted_proxies_only,
     bypass_and_service_auth_policies_need_no_person,
+    a_revoke_through_one_process_is_refused_by_another,
 );
 
 struct Asked {
@@ -22,6 +23,11 @@ struct Asked {
 
 /// Asks forward-auth about `url` the way `style` sends it.
 async fn ask(bed: &LoginBed, style: &str, url: &str, extra: &[(&str, &str)]) -> Asked {
+    ask_at(&bed.server.base, style, url, extra).await
+}
+
+/// The same, of the accessd process at `base`.
+async fn ask_at(base: &str, style: &str, url: &str, extra: &[(&str, &str)]) -> Asked {
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
     let (host, uri) = rest.find('/').map_or((rest, "/"), |at| rest.split_at(at));
     // A proxy hands a redirect on to the client; it does not follow it.
@@ -29,7 +35,7 @@ async fn ask(bed: &LoginBed, style: &str, url: &str, extra: &[(&str, &str)]) -> 
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut request = client.get(format!("{}/cdn-cgi/access/forward-auth", bed.server.base));
+    let mut request = client.get(format!("{base}/cdn-cgi/access/forward-auth"));
     request = match style {
         "nginx" => request
             .header("x-original-url", url)
@@ -335,4 +341,47 @@ async fn bypass_and_service_auth_policies_need_no_person(db: TestDb) {
         ask(&bed, "caddy", &url, &machine).await.status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Two processes on one database: a revoke through one is refused by the
+/// other at once (each decision reads the session state it shares).
+async fn a_revoke_through_one_process_is_refused_by_another(db: TestDb) {
+    let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
+    let other = crate::common::Server::start_with(
+        &db,
+        &[
+            ("ACCESSD_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("ACCESSD_PUBLIC_URL", bed.server.base.as_str()),
+        ],
+    )
+    .await;
+    let token = bed.sign_in("shared@example.com").await.app_token();
+    let url = format!("http://{}/", bed.host);
+    let cookie = format!("CF_Authorization={token}");
+    let through_b = ask_at(&other.base, "nginx", &url, &[("cookie", &cookie)]).await;
+    assert_eq!(through_b.status, StatusCode::OK);
+
+    let revoked = bed
+        .server
+        .post(
+            &format!("/accounts/{}/access/organizations/revoke_user", bed.account),
+            ADMIN_TOKEN,
+            json!({"email": "shared@example.com"}),
+        )
+        .await;
+    assert_eq!(revoked.result(), &json!(true));
+    let started = std::time::Instant::now();
+    loop {
+        let status = ask_at(&other.base, "nginx", &url, &[("cookie", &cookie)])
+            .await
+            .status;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "process B still let the revoked token pass after a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
