@@ -14,6 +14,7 @@ crate::on_each_backend!(
     addresses_come_from_trusted_proxies_only,
     bypass_and_service_auth_policies_need_no_person,
     a_revoke_through_one_process_is_refused_by_another,
+    every_refusal_is_recorded_with_its_reason,
 );
 
 struct Asked {
@@ -189,7 +190,11 @@ async fn a_signed_in_request_passes_with_its_identity_until_revoked(db: TestDb) 
                 .collect()
         })
         .unwrap_or_default();
-    assert!(reasons.contains(&json!("policy_denied")), "{}", failed.body);
+    assert!(
+        reasons.contains(&json!("no_policy_matched")),
+        "{}",
+        failed.body
+    );
 
     // Revoking the user ends the token at once.
     bed.server
@@ -384,4 +389,75 @@ async fn a_revoke_through_one_process_is_refused_by_another(db: TestDb) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// A refusal at sign-in by any rule is a failed login naming why.
+async fn every_refusal_is_recorded_with_its_reason(db: TestDb) {
+    let policy = json!({"name": "Staff", "decision": "allow",
+        "include": [{"email_domain": {"domain": "example.com"}}],
+        "exclude": [{"email": {"email": "left@example.com"}}],
+        "require": [{"ip": {"ip": "127.0.0.0/8"}}]});
+    let bed = LoginBed::start_with_policy(&db, policy, &[]).await;
+    // Outside the required network: a second app whose policy requires another one.
+    let access = format!("/accounts/{}/access", bed.account);
+    let elsewhere = bed
+        .server
+        .post(
+            &format!("{access}/policies"),
+            ADMIN_TOKEN,
+            json!({"name": "Branch", "decision": "allow",
+                   "include": [{"email_domain": {"domain": "example.com"}}],
+                   "require": [{"ip": {"ip": "10.0.0.0/8"}}]}),
+        )
+        .await;
+    let port = bed.host.rsplit(':').next().unwrap_or_default();
+    let branch_host = format!("localhost:{port}/branch");
+    let created = bed
+        .server
+        .post(
+            &format!("{access}/apps"),
+            ADMIN_TOKEN,
+            json!({"type": "self_hosted", "name": "Branch", "domain": branch_host,
+                   "policies": [elsewhere.result()["id"]]}),
+        )
+        .await;
+    assert!(created.status.is_success(), "{}", created.body);
+
+    for (email, expected) in [
+        ("left@example.com", "rule_excluded"),
+        ("outsider@example.org", "no_policy_matched"),
+    ] {
+        let refused = bed.sign_in(email).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{email}");
+        assert_eq!(last_reason(&bed, email).await, expected, "{email}");
+    }
+    let mut visitor = bed.visitor();
+    let login = visitor.open_login(&branch_host).await;
+    let code_page = visitor.send_code(&login, "member@example.com").await;
+    let refused = visitor.verify(&code_page, &bed.newest_code()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
+    assert_eq!(
+        last_reason(&bed, "member@example.com").await,
+        "rule_required"
+    );
+}
+
+async fn last_reason(bed: &LoginBed, email: &str) -> String {
+    let users = format!("/accounts/{}/access/users", bed.account);
+    let listed = bed
+        .server
+        .get(&format!("{users}?email={email}"), ADMIN_TOKEN)
+        .await;
+    let user_id = listed.result()[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let failed = bed
+        .server
+        .get(&format!("{users}/{user_id}/failed_logins"), ADMIN_TOKEN)
+        .await;
+    failed.result()[0]["metadata"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }

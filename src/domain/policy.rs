@@ -243,6 +243,34 @@ pub enum Verdict<'a> {
 /// service-auth policy: allow and deny policies are about people. Service
 /// auth admits nobody else, as accessd offers no other non-identity proof
 /// (such as client certificates).
+/// Why `who` was refused, for the failed-login record: a Deny policy
+/// matched (`policy_denied`), an Allow policy included them but an exclude
+/// rule matched (`rule_excluded`) or a require rule did not
+/// (`rule_required`), or no policy included them (`no_policy_matched`).
+pub fn denial_reason(
+    policies: &[AccessPolicy],
+    who: &Requester,
+    verdict: &Verdict<'_>,
+) -> &'static str {
+    if let Verdict::Denied(Some(_)) = verdict {
+        return "policy_denied";
+    }
+    let wanted = if who.service_token.is_some() {
+        Decision::NonIdentity
+    } else {
+        Decision::Allow
+    };
+    let included = policies
+        .iter()
+        .filter(|p| p.decision == wanted)
+        .find(|p| p.rules.include.iter().any(|r| r.matches(who)));
+    match included {
+        Some(p) if p.rules.exclude.iter().any(|r| r.matches(who)) => "rule_excluded",
+        Some(_) => "rule_required",
+        None => "no_policy_matched",
+    }
+}
+
 pub fn evaluate<'a>(policies: &'a [AccessPolicy], who: &Requester) -> Verdict<'a> {
     if let Some(bypass) = policies
         .iter()
@@ -574,5 +602,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let domain = || Rule::EmailDomain {
+            domain: "example.com".into(),
+        };
+        let allow = policy(
+            Decision::Allow,
+            rules(
+                vec![domain()],
+                vec![Rule::Email {
+                    email: "mallory@example.com".into(),
+                }],
+                vec![Rule::Ip {
+                    ip: "10.0.0.0/8".parse().unwrap_or_default(),
+                }],
+            ),
+        );
+        let deny = policy(
+            Decision::Deny,
+            rules(
+                vec![Rule::Email {
+                    email: "eve@example.com".into(),
+                }],
+                vec![],
+                vec![],
+            ),
+        );
+        let policies = [deny, allow];
+        let reason = |email: &str, ip: &str| {
+            let who = who(email, ip);
+            let verdict = evaluate(&policies, &who);
+            assert!(matches!(verdict, Verdict::Denied(_)), "{email} {ip}");
+            denial_reason(&policies, &who, &verdict)
+        };
+        assert_eq!(reason("eve@example.com", "10.0.0.1"), "policy_denied");
+        assert_eq!(reason("mallory@example.com", "10.0.0.1"), "rule_excluded");
+        assert_eq!(reason("alice@example.com", "192.0.2.1"), "rule_required");
+        assert_eq!(
+            reason("alice@elsewhere.org", "10.0.0.1"),
+            "no_policy_matched"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::decide::{Subject, decide};
+use super::decide::{Outcome, Subject, decide};
 use super::pages::error_page;
 use super::{LoginError, scheme};
 use crate::app::AppState;
@@ -111,14 +111,14 @@ pub async fn admit(
         country: asker.country.clone(),
     };
     match decide(state, app, &subject, asker.ip).await? {
-        Some(policy) => Ok(policy),
-        None => {
+        Outcome::Admitted(policy) => Ok(policy),
+        Outcome::Refused(reason) => {
             record_failure(
                 state,
                 Failure {
                     app,
                     email: asker.email,
-                    reason: "policy_denied",
+                    reason,
                     ip: asker.ip,
                 },
                 true,

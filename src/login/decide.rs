@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use crate::app::AppState;
 use crate::domain::access_group;
 use crate::domain::app::AccessApp;
-use crate::domain::policy::{AccessPolicy, Requester, Verdict, evaluate};
+use crate::domain::policy::{AccessPolicy, Requester, Verdict, denial_reason, evaluate};
 use crate::domain::service_token::ServiceTokenId;
 use crate::store::StoreResult;
 
@@ -20,13 +20,30 @@ pub struct Subject {
     pub country: Option<String>,
 }
 
-/// The policy that admits `subject` from `ip` to `app`, or `None`.
+/// What the policies say of a request.
+#[derive(Debug)]
+pub enum Outcome {
+    Admitted(AccessPolicy),
+    /// Refused, and why, as a failed login's `reason`.
+    Refused(&'static str),
+}
+
+impl Outcome {
+    pub fn admitted(self) -> Option<AccessPolicy> {
+        match self {
+            Outcome::Admitted(policy) => Some(policy),
+            Outcome::Refused(_) => None,
+        }
+    }
+}
+
+/// Whether the policies admit `subject` from `ip` to `app`.
 pub async fn decide(
     state: &AppState,
     app: &AccessApp,
     subject: &Subject,
     ip: IpAddr,
-) -> StoreResult<Option<AccessPolicy>> {
+) -> StoreResult<Outcome> {
     let policies: Vec<AccessPolicy> = state
         .store
         .app_policies(app)
@@ -64,8 +81,9 @@ pub async fn decide(
     } else {
         requester
     };
-    Ok(match evaluate(&policies, &requester) {
-        Verdict::Allowed(policy) | Verdict::Bypassed(policy) => Some(policy.clone()),
-        Verdict::Denied(_) => None,
+    let verdict = evaluate(&policies, &requester);
+    Ok(match verdict {
+        Verdict::Allowed(policy) | Verdict::Bypassed(policy) => Outcome::Admitted(policy.clone()),
+        Verdict::Denied(_) => Outcome::Refused(denial_reason(&policies, &requester, &verdict)),
     })
 }

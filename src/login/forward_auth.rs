@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::complete::{Failure, record_failure};
-use super::decide::{Subject, decide};
+use super::decide::{Outcome, Subject, decide};
 use super::identity::accept;
 use super::{AUTH_COOKIE, client_country, cookie};
 use crate::api::service_tokens::authenticate_request;
@@ -222,8 +222,11 @@ async fn check(
                 ..Subject::default()
             };
             return Ok(match decide(state, &app, &subject, ip).await? {
-                Some(_) => passes(None, None),
-                None => answer(StatusCode::FORBIDDEN, "no policy admits this service token"),
+                Outcome::Admitted(_) => passes(None, None),
+                Outcome::Refused(reason) => {
+                    tracing::info!(reason, app = %app.id, "service token refused by policy");
+                    answer(StatusCode::FORBIDDEN, "no policy admits this service token")
+                }
             });
         }
         Ok(None) => {}
@@ -238,13 +241,14 @@ async fn check(
             service_token: None,
             country,
         };
-        if decide(state, &app, &subject, ip).await?.is_some() {
-            return Ok(passes(Some(token), Some(&claims.email)));
-        }
+        let reason = match decide(state, &app, &subject, ip).await? {
+            Outcome::Admitted(_) => return Ok(passes(Some(token), Some(&claims.email))),
+            Outcome::Refused(reason) => reason,
+        };
         let failure = Failure {
             app: &app,
             email: &claims.email,
-            reason: "policy_denied",
+            reason,
             ip,
         };
         if record_failure(state, failure, false).await.is_err() {
@@ -263,6 +267,7 @@ async fn check(
     };
     if decide(state, &app, &anonymous, ip)
         .await?
+        .admitted()
         .is_some_and(|policy| policy.decision == Decision::Bypass)
     {
         return Ok(passes(None, None));
