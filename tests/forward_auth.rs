@@ -329,6 +329,21 @@ async fn bypass_and_service_auth_policies_need_no_person(db: TestDb) {
     let passed = ask(&bed, "caddy", &url, &machine).await;
     assert_eq!(passed.status, StatusCode::OK);
     assert_eq!(header(&passed, "cf-access-authenticated-user-email"), "");
+    // The upstream gets a token naming the machine, never a person.
+    let jwt = header(&passed, "cf-access-jwt-assertion");
+    let claims = jwt
+        .split('.')
+        .nth(1)
+        .and_then(|part| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .unwrap_or_default();
+    assert_eq!(claims["common_name"], json!(client_id));
+    assert_eq!(claims["sub"], json!(""));
     let wrong = [
         ("cf-access-client-id", client_id.as_str()),
         ("cf-access-client-secret", "cfast_wrong"),

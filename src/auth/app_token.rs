@@ -29,6 +29,9 @@ pub struct AppClaims {
     pub identity_nonce: String,
     pub sub: String,
     pub country: String,
+    /// The Client ID, in a token minted for a service token (then `sub` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<String>,
 }
 
 /// A public key as a JWK of `/cdn-cgi/access/certs`.

@@ -16,32 +16,7 @@ use super::{AccountId, Timestamp};
 /// included: a group naming a group naming … at most this many.
 pub const MAX_NESTING: usize = 10;
 
-/// An Access group's id: a UUID, always lower case.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct AccessGroupId(String);
-
-impl AccessGroupId {
-    pub fn parse(raw: &str) -> Option<Self> {
-        uuid::Uuid::try_parse(raw)
-            .ok()
-            .filter(|_| raw.len() == 36)
-            .map(|u| Self(u.hyphenated().to_string()))
-    }
-
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().hyphenated().to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for AccessGroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use super::ids::AccessGroupId;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessGroup {

@@ -138,6 +138,14 @@ uuid_id!(
     /// An identity provider.
     IdpId
 );
+uuid_id!(
+    /// An Access service token's `id`, as `service_token` rules name it.
+    ServiceTokenId
+);
+uuid_id!(
+    /// An Access group, as `group` rules name it.
+    AccessGroupId
+);
 
 #[cfg(test)]
 mod tests {

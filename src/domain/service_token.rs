@@ -6,45 +6,13 @@ use std::fmt;
 use std::time::Duration;
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::secret::SecretHash;
 use super::{AccountId, Timestamp, duration};
 
-/// A service token's `id`: a UUID, as policies' `service_token` rules name it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServiceTokenId(String);
-
-impl ServiceTokenId {
-    /// Accepts any case; always returns the lower-case hyphenated form.
-    pub fn parse(raw: &str) -> Option<Self> {
-        uuid::Uuid::try_parse(raw)
-            .ok()
-            .filter(|_| raw.len() == 36)
-            .map(|u| Self(u.hyphenated().to_string()))
-    }
-
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().hyphenated().to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ServiceTokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for ServiceTokenId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
+pub use super::ids::ServiceTokenId;
 
 const CLIENT_ID_SUFFIX: &str = ".access";
 const CLIENT_ID_HEX: usize = 32;

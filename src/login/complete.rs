@@ -179,6 +179,7 @@ pub async fn hand_over(state: &AppState, handover: Handover<'_>) -> Result<Respo
         identity_nonce: handover.nonce.as_str().to_string(),
         sub: handover.user_id.to_string(),
         country: handover.country.unwrap_or_default(),
+        common_name: None,
     };
     let token = app_token::mint(&key, &claims)?;
     let (host, _) = session_app(app);

@@ -24,6 +24,7 @@ use super::identity::accept;
 use super::{AUTH_COOKIE, client_country, cookie};
 use crate::api::service_tokens::authenticate_request;
 use crate::app::AppState;
+use crate::auth::app_token::{self, AppClaims};
 use crate::domain::Timestamp;
 use crate::domain::app::AccessApp;
 use crate::domain::policy::Decision;
@@ -162,6 +163,34 @@ fn passes(token: Option<&str>, email: Option<&str>) -> Response {
     response
 }
 
+/// The token an upstream receives for a request a service token made: as
+/// Cloudflare's, `common_name` is the Client ID and `sub` is empty, so the
+/// upstream can verify it like any other against `/cdn-cgi/access/certs`.
+async fn service_token_jwt(
+    state: &AppState,
+    app: &AccessApp,
+    policy: &crate::domain::policy::AccessPolicy,
+    client_id: &str,
+) -> Result<String, crate::error::ApiError> {
+    let now = Timestamp::now();
+    let lifetime = super::complete::app_token_seconds(app, policy);
+    let claims = AppClaims {
+        aud: vec![app.aud.clone()],
+        email: String::new(),
+        exp: now.plus_seconds(lifetime).unix_seconds(),
+        iat: now.unix_seconds(),
+        nbf: now.unix_seconds(),
+        iss: state.public_url.to_string(),
+        kind: "app".to_string(),
+        identity_nonce: String::new(),
+        sub: String::new(),
+        country: String::new(),
+        common_name: Some(client_id.to_string()),
+    };
+    let key = app_token::signing_key(&state.store, &app.account_id).await?;
+    Ok(app_token::mint(&key, &claims)?)
+}
+
 /// The application token a request carries, in the order a proxy sees them.
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
     text(headers, "cf-access-token")
@@ -222,7 +251,10 @@ async fn check(
                 ..Subject::default()
             };
             return Ok(match decide(state, &app, &subject, ip).await? {
-                Outcome::Admitted(_) => passes(None, None),
+                Outcome::Admitted(policy) => {
+                    let jwt = service_token_jwt(state, &app, &policy, &token.client_id).await?;
+                    passes(Some(&jwt), None)
+                }
                 Outcome::Refused(reason) => {
                     tracing::info!(reason, app = %app.id, "service token refused by policy");
                     answer(StatusCode::FORBIDDEN, "no policy admits this service token")

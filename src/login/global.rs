@@ -75,6 +75,7 @@ pub async fn session_cookie(
         identity_nonce: token.nonce.as_str().to_string(),
         sub: token.user_id.to_string(),
         country: String::new(),
+        common_name: None,
     };
     let key = app_token::signing_key(&state.store, &app.account_id).await?;
     let jwt = app_token::mint(&key, &claims)?;
