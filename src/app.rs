@@ -30,6 +30,8 @@ pub struct AppState {
     /// The header a trusted proxy puts the client's country in.
     pub country_header: Option<Arc<str>>,
     pub code_limits: CodeLimits,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             mailer: Arc::new(mailer),
             country_header: None,
             code_limits: CodeLimits::default(),
+            trusted_proxies: Arc::from(Vec::new()),
         }
     }
 }

@@ -21,6 +21,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "ACCESSD_SESSION_RETENTION",
     "ACCESSD_FAILED_LOGIN_RETENTION",
     "ACCESSD_PURGE_INTERVAL",
+    "ACCESSD_TRUSTED_PROXY",
     "ACCESSD_CODES_PER_CLIENT",
     "ACCESSD_CODES_PER_APPLICATION",
     "ACCESSD_SECRET_KEY_FILE",
@@ -74,6 +75,12 @@ pub struct Config {
     /// working directory for PostgreSQL. Back it up with the database.
     #[arg(long, env = "ACCESSD_SECRET_KEY_FILE")]
     pub secret_key_file: Option<std::path::PathBuf>,
+
+    /// A reverse proxy (an address or a CIDR) whose `X-Forwarded-For` is
+    /// believed; repeat the flag, or separate with commas in the variable.
+    /// Other peers' forwarding headers are ignored.
+    #[arg(long = "trusted-proxy", env = "ACCESSD_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     #[command(flatten)]
     pub retention: Retention,
@@ -160,6 +167,14 @@ pub struct MailArgs {
     /// Folder for `.eml` files when no SMTP server is set.
     #[arg(long, env = "ACCESSD_OUTBOX", default_value = "accessd-outbox")]
     pub outbox: std::path::PathBuf,
+}
+
+fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{raw:?} is not an address or a CIDR such as 10.0.0.0/8"))
 }
 
 fn parse_public_url(raw: &str) -> Result<String, String> {

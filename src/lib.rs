@@ -57,6 +57,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let mut state = AppState::new(store.clone(), &public_url, config.retention, mailer);
     state.country_header = config.country_header.as_deref().map(Into::into);
     state.code_limits = config.code_limits;
+    state.trusted_proxies = config.trusted_proxies.clone().into();
     let app = app::router(state);
     let purger = retention::spawn(store.clone(), config.retention);
     let key_keeper = key_maintenance::spawn(store.clone(), config.retention.purge_interval);

@@ -8,17 +8,17 @@ use std::net::IpAddr;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::decide::{Subject, decide};
 use super::pages::error_page;
 use super::{LoginError, scheme};
 use crate::app::AppState;
 use crate::auth::app_token::{self, AppClaims};
-use crate::domain::access_group;
 use crate::domain::activity::{
     FailedLogin, FailedLoginMetadata, Geo, Identity, IdpRef, Session, SessionApp, SessionNonce,
     new_ray_id,
 };
 use crate::domain::app::AccessApp;
-use crate::domain::policy::{AccessPolicy, Requester, Verdict, evaluate};
+use crate::domain::policy::AccessPolicy;
 use crate::domain::user::{AccessUser, Email};
 use crate::domain::{Timestamp, duration};
 use crate::store::logins::OtpChallenge;
@@ -104,41 +104,15 @@ pub async fn admit(
     app: &AccessApp,
     asker: &Asker<'_>,
 ) -> Result<AccessPolicy, LoginError> {
-    let policies: Vec<AccessPolicy> = state
-        .store
-        .app_policies(app)
-        .await?
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
-    let groups = state
-        .store
-        .scim_group_ids_for_email(&app.account_id, asker.email)
-        .await?;
-    let requester = Requester {
+    let subject = Subject {
         email: Some(asker.email.to_string()),
-        ip: asker.ip,
-        country: asker.country.clone(),
         idp_id: Some(asker.idp_id.to_string()),
-        groups,
         service_token: None,
+        country: asker.country.clone(),
     };
-    // Access groups the policies name are decided once, all read in one query.
-    let names_groups = policies
-        .iter()
-        .any(|p| access_group::named_ids(&p.rules).next().is_some());
-    let requester = if names_groups {
-        state
-            .store
-            .access_group_book(&app.account_id)
-            .await?
-            .resolve(requester, policies.iter().map(|p| &p.rules))
-    } else {
-        requester
-    };
-    match evaluate(&policies, &requester) {
-        Verdict::Allowed(policy) | Verdict::Bypassed(policy) => Ok(policy.clone()),
-        Verdict::Denied(_) => {
+    match decide(state, app, &subject, asker.ip).await? {
+        Some(policy) => Ok(policy),
+        None => {
             record_failure(
                 state,
                 Failure {

@@ -8,6 +8,8 @@
 //! so a form posted from another site arrives without it and is refused.
 
 mod complete;
+mod decide;
+mod forward_auth;
 mod global;
 mod identity;
 mod otp;
@@ -20,7 +22,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -44,6 +46,10 @@ pub fn router() -> Router<AppState> {
             get(identity::logout).post(identity::logout),
         )
         .route("/cdn-cgi/access/certs", get(identity::certs))
+        .route(
+            "/cdn-cgi/access/forward-auth",
+            any(forward_auth::forward_auth),
+        )
 }
 
 const CSRF_COOKIE: &str = "accessd_csrf";
@@ -248,7 +254,7 @@ pub struct LoginQuery {
 
 /// `GET /cdn-cgi/access/login/{app-domain}?redirect_url=…`
 /// The client's two-letter country, from the header a trusted proxy sets.
-fn client_country(state: &AppState, headers: &HeaderMap) -> Option<String> {
+pub fn client_country(state: &AppState, headers: &HeaderMap) -> Option<String> {
     state
         .country_header
         .as_deref()

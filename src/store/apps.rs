@@ -206,6 +206,42 @@ impl Store {
         .await
     }
 
+    /// The application a request for `path` on `host` belongs to: the one
+    /// claiming the longest path of the host that `path` lies under (a
+    /// claim of the bare host covers every path).
+    #[instrument(skip_all)]
+    pub async fn find_app_for_path(
+        &self,
+        host: &str,
+        path: &str,
+    ) -> StoreResult<Option<AccessApp>> {
+        let below = format!("{}/%", escape_like(host));
+        let claims: Vec<(String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT host, app_id FROM access_app_hosts WHERE host = $1 OR host LIKE $2 ESCAPE '\\'",
+            )
+            .bind(host)
+            .bind(&below)
+            .fetch_all(pool)
+            .await?
+        });
+        let path = path.to_ascii_lowercase();
+        let best = claims
+            .into_iter()
+            .filter(|(claimed, _)| match claimed.strip_prefix(host) {
+                Some("") => true,
+                Some(claimed_path) => path
+                    .strip_prefix(claimed_path)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+                None => false,
+            })
+            .max_by_key(|(claimed, _)| claimed.len());
+        match best {
+            Some((_, app_id)) => self.find_app_where("id = $1", &[&app_id]).await,
+            None => Ok(None),
+        }
+    }
+
     /// The application served on `host`: the one claiming the host itself,
     /// else the one claiming the shortest path below it.
     #[instrument(skip_all)]

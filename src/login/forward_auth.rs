@@ -1,0 +1,322 @@
+//! `GET /cdn-cgi/access/forward-auth`: a reverse proxy asks whether a
+//! request may pass, and accessd answers as nginx `auth_request`, Caddy
+//! `forward_auth` and Traefik `forwardAuth` expect.
+//!
+//! The proxy names the original request with `X-Original-URL` and
+//! `X-Original-Method` (nginx) or `X-Forwarded-Proto`, `-Host`, `-Uri` and
+//! `-Method` (Caddy, Traefik). A pass is 200 with `Cf-Access-Jwt-Assertion`
+//! and `Cf-Access-Authenticated-User-Email` for the upstream. Without a
+//! usable credential, nginx (which cannot pass a redirect on) gets 401 with
+//! a `Location` to sign in; the others get a 302 there for a browser
+//! navigation and 401 otherwise. A policy refusal is 403.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::complete::{Failure, record_failure};
+use super::decide::{Subject, decide};
+use super::identity::accept;
+use super::{AUTH_COOKIE, client_country, cookie};
+use crate::api::service_tokens::authenticate_request;
+use crate::app::AppState;
+use crate::domain::Timestamp;
+use crate::domain::app::AccessApp;
+use crate::domain::policy::Decision;
+
+const JWT_HEADER: &str = "cf-access-jwt-assertion";
+const EMAIL_HEADER: &str = "cf-access-authenticated-user-email";
+
+/// How the proxy named the request, which decides how a refusal is shaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    /// nginx: never a 3xx.
+    Nginx,
+    /// Caddy, Traefik: the auth response goes to the client as it is.
+    PassThrough,
+}
+
+#[derive(Debug)]
+struct Original {
+    style: Style,
+    url: String,
+    host: String,
+    path: String,
+    browser: bool,
+}
+
+fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// A host as applications name it: lowercase, without a default port.
+fn normal_host(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    match host
+        .strip_suffix(":80")
+        .or_else(|| host.strip_suffix(":443"))
+    {
+        Some(bare) => bare.to_string(),
+        None => host,
+    }
+}
+
+/// The request the proxy asks about, from either family of headers.
+fn original(headers: &HeaderMap) -> Option<Original> {
+    let (style, scheme, host, uri, method) = match text(headers, "x-original-url") {
+        Some(url) => {
+            let (scheme, rest) = url.split_once("://")?;
+            let (host, uri) = rest.find('/').map_or((rest, "/"), |at| rest.split_at(at));
+            let method = text(headers, "x-original-method").unwrap_or("GET");
+            (Style::Nginx, scheme, host, uri, method)
+        }
+        None => (
+            Style::PassThrough,
+            text(headers, "x-forwarded-proto").unwrap_or("http"),
+            text(headers, "x-forwarded-host")?,
+            text(headers, "x-forwarded-uri").unwrap_or("/"),
+            text(headers, "x-forwarded-method").unwrap_or("GET"),
+        ),
+    };
+    if !matches!(scheme, "http" | "https") || host.is_empty() || !uri.starts_with('/') {
+        return None;
+    }
+    let path = uri.split(['?', '#']).next().unwrap_or("/").to_string();
+    let navigation = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    let wants_html = text(headers, "accept").is_some_and(|a| a.contains("text/html"));
+    let scripted =
+        text(headers, "x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("XMLHttpRequest"));
+    Some(Original {
+        style,
+        url: format!("{scheme}://{host}{uri}"),
+        host: normal_host(host),
+        path,
+        browser: navigation && wants_html && !scripted,
+    })
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy,
+/// the last address in `X-Forwarded-For` that is not one.
+pub fn client_address(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let peer = peer.to_canonical();
+    let trusted = |ip: &IpAddr| state.trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .copied()
+        .unwrap_or(peer)
+}
+
+fn answer(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "err": message }))).into_response()
+}
+
+/// No usable credential: on to the sign-in page of the application.
+fn sign_in(state: &AppState, app: &AccessApp, original: &Original) -> Response {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("redirect_url", &original.url)
+        .finish();
+    let location = format!(
+        "{}/cdn-cgi/access/login/{}?{query}",
+        state.public_url, app.domain
+    );
+    let status = if original.style == Style::PassThrough && original.browser {
+        StatusCode::FOUND
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    let mut response = answer(status, "sign in to use this application");
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn passes(token: Option<&str>, email: Option<&str>) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    for (name, value) in [(JWT_HEADER, token), (EMAIL_HEADER, email)] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// The application token a request carries, in the order a proxy sees them.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    text(headers, "cf-access-token")
+        .or_else(|| text(headers, JWT_HEADER))
+        .or_else(|| cookie(headers, AUTH_COOKIE).filter(|t| !t.is_empty()))
+}
+
+pub async fn forward_auth(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match check(&state, peer.ip(), &headers).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn check(
+    state: &AppState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Result<Response, crate::error::ApiError> {
+    let Some(original) = original(headers) else {
+        return Ok(answer(
+            StatusCode::BAD_REQUEST,
+            "name the original request with X-Original-URL, or X-Forwarded-Host and X-Forwarded-Uri",
+        ));
+    };
+    // accessd answers its own pages on every protected host.
+    if original.path.starts_with("/cdn-cgi/access/") {
+        return Ok(passes(None, None));
+    }
+    let Some(app) = state
+        .store
+        .find_app_for_path(&original.host, &original.path)
+        .await?
+    else {
+        // No application protects this address: Access does not gate it.
+        return Ok(passes(None, None));
+    };
+    let ip = client_address(state, peer, headers);
+    let country = client_country(state, headers);
+    let now = Timestamp::now();
+
+    match authenticate_request(&state.store, &app.account_id, headers, None, now).await? {
+        Err(refusal) => {
+            tracing::info!(?refusal, app = %app.id, "service token refused at forward-auth");
+            return Ok(answer(
+                StatusCode::UNAUTHORIZED,
+                "the service token was refused",
+            ));
+        }
+        Ok(Some(token)) => {
+            let subject = Subject {
+                service_token: Some(token.id),
+                country,
+                ..Subject::default()
+            };
+            return Ok(match decide(state, &app, &subject, ip).await? {
+                Some(_) => passes(None, None),
+                None => answer(StatusCode::FORBIDDEN, "no policy admits this service token"),
+            });
+        }
+        Ok(None) => {}
+    }
+
+    if let Some(token) = presented_token(headers)
+        && let Ok((claims, session)) = accept(state, token, Some(&app)).await
+    {
+        let subject = Subject {
+            email: Some(claims.email.clone()),
+            idp_id: Some(session.identity.idp.id.clone()),
+            service_token: None,
+            country,
+        };
+        if decide(state, &app, &subject, ip).await?.is_some() {
+            return Ok(passes(Some(token), Some(&claims.email)));
+        }
+        let failure = Failure {
+            app: &app,
+            email: &claims.email,
+            reason: "policy_denied",
+            ip,
+        };
+        if record_failure(state, failure, false).await.is_err() {
+            tracing::warn!("could not record a refusal at forward-auth");
+        }
+        return Ok(answer(
+            StatusCode::FORBIDDEN,
+            "your identity is not allowed to use this application",
+        ));
+    }
+
+    // Nobody signed in: only a Bypass policy lets the request through.
+    let anonymous = Subject {
+        country,
+        ..Subject::default()
+    };
+    if decide(state, &app, &anonymous, ip)
+        .await?
+        .is_some_and(|policy| policy.decision == Decision::Bypass)
+    {
+        return Ok(passes(None, None));
+    }
+    Ok(sign_in(state, &app, &original))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                map.append(*name, value);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn both_proxy_families_name_the_request() {
+        let nginx = original(&headers(&[
+            ("x-original-url", "https://Wiki.Example.com:443/docs/a?b=1"),
+            ("x-original-method", "GET"),
+        ]));
+        let nginx = nginx.map(|o| (o.style, o.host, o.path, o.url));
+        assert_eq!(
+            nginx,
+            Some((
+                Style::Nginx,
+                "wiki.example.com".to_string(),
+                "/docs/a".to_string(),
+                "https://Wiki.Example.com:443/docs/a?b=1".to_string()
+            ))
+        );
+        let caddy = original(&headers(&[
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "app.localhost:8080"),
+            ("x-forwarded-uri", "/x"),
+            ("accept", "text/html,application/xhtml+xml"),
+        ]));
+        let caddy = caddy.map(|o| (o.style, o.host, o.browser));
+        assert_eq!(
+            caddy,
+            Some((Style::PassThrough, "app.localhost:8080".to_string(), true))
+        );
+        for bad in [
+            headers(&[("x-original-url", "ftp://x/")]),
+            headers(&[("x-original-url", "no-scheme")]),
+            headers(&[("x-forwarded-uri", "/x")]),
+        ] {
+            assert!(original(&bad).is_none());
+        }
+    }
+}
