@@ -88,8 +88,10 @@ def proxy_logs(request):
 
 def verified_claims(server, token: str, app) -> dict:
     """The application token's claims, checked as an origin would: RS256 with
-    the key named by `kid` from accessd's certs, the app's AUD, the issuer."""
-    certs = httpx.get(f"{server.base}/cdn-cgi/access/certs").json()
+    the key named by `kid` from the certs on the application's own host
+    (through the proxy), the app's AUD, the issuer."""
+    with httpx.Client(transport=LocalhostTransport()) as client:
+        certs = client.get(f"http://{app.domain}/cdn-cgi/access/certs").json()
     kid = jwt.get_unverified_header(token)["kid"]
     key = jwt.PyJWKSet.from_dict(certs)[kid]
     return jwt.decode(token, key=key, algorithms=["RS256"], audience=app.aud, issuer=server.base,
@@ -168,15 +170,29 @@ def test_forged_identity_headers_never_reach_the_application(server, stack, upst
     assert header_values(echoed, "Cf-Access-Authenticated-User-Email") == ["forger@example.com"]
 
     # A service token has no e-mail: the forged header must not survive either.
+    echoed = as_service_token(stack, forged)
+    assert header_values(echoed, "Cf-Access-Authenticated-User-Email") == []
+
+
+def as_service_token(stack, headers: dict) -> dict:
+    """What the upstream receives for a request carrying the stack's service token."""
     token = stack["token"]
     robot = {"CF-Access-Client-Id": token.client_id, "CF-Access-Client-Secret": token.client_secret}
     with httpx.Client(transport=LocalhostTransport()) as client:
-        answer = client.get(f"http://{host}/api", headers={**robot, **forged, "accept": "application/json"})
+        answer = client.get(f"http://{stack['hosts'][0]}/api",
+                            headers={**robot, **headers, "accept": "application/json"})
     assert answer.status_code == 200, answer.text
-    echoed = answer.json()
-    assert header_values(echoed, "Cf-Access-Authenticated-User-Email") == []
+    return answer.json()
+
+
+def test_a_service_token_request_reaches_the_application_with_a_verifiable_token(server, stack):
+    """Every request let through carries an application token; a service
+    token's names the token's Client ID (`common_name`) and no e-mail."""
+    echoed = as_service_token(stack, {})
     [assertion] = header_values(echoed, "Cf-Access-Jwt-Assertion")
-    assert verified_claims(server, assertion, app)["common_name"] == token.client_id
+    claims = verified_claims(server, assertion, stack["apps"][0])
+    assert claims["common_name"] == stack["token"].client_id
+    assert not claims.get("email")
 
 
 def test_a_second_application_opens_without_a_new_code(server, stack, upstream, mailbox):
