@@ -74,7 +74,7 @@ def stack(request, server, admin, account, upstream, tmp_path_factory):
         account_id=account, type="self_hosted", name=f"{request.param} {host}", domain=host,
         policies=[{"id": robots.id, "precedence": 1}, {"id": staff.id, "precedence": 2}])
         for host in proxy.hosts]
-    yield {"proxy": proxy, "apps": apps, "hosts": proxy.hosts, "token": token}
+    yield {"proxy": proxy, "apps": apps, "hosts": proxy.hosts, "token": token, "staff": staff}
     proxy.stop()
 
 
@@ -189,7 +189,9 @@ def test_a_service_token_request_reaches_the_application_with_a_verifiable_token
     """Every request let through carries an application token; a service
     token's names the token's Client ID (`common_name`) and no e-mail."""
     echoed = as_service_token(stack, {})
-    [assertion] = header_values(echoed, "Cf-Access-Jwt-Assertion")
+    assertions = header_values(echoed, "Cf-Access-Jwt-Assertion")
+    assert len(assertions) == 1, f"the upstream got {assertions} as Cf-Access-Jwt-Assertion"
+    [assertion] = assertions
     claims = verified_claims(server, assertion, stack["apps"][0])
     assert claims["common_name"] == stack["token"].client_id
     assert not claims.get("email")
@@ -231,6 +233,28 @@ def test_revoking_the_user_shuts_the_proxy_within_a_second(server, admin, accoun
         assert time.monotonic() - revoked_at < 1.0, "still let through a second after revocation"
         time.sleep(0.05)
     assert_sent_to_sign_in(server, answer, host, original)
+
+
+def test_a_policy_refusal_is_a_403_and_logout_on_the_app_host_ends_access(
+        server, admin, account, stack, upstream, mailbox):
+    host = stack["hosts"][0]
+    kind = stack["proxy"].kind
+    excluded = f"excluded.{kind}@example.com"
+    refused = signed_in(server, mailbox, stack, email=excluded)
+    leaver = signed_in(server, mailbox, stack, email=f"leaver.{kind}@example.com")
+    staff = stack["staff"]
+    admin.zero_trust.access.policies.update(
+        staff.id, account_id=account, name=staff.name, decision="allow",
+        include=[{"email_domain": {"domain": "example.com"}}], exclude=[{"email": {"email": excluded}}])
+    seen = len(upstream.seen)
+    denied = refused.request("GET", f"http://{host}/", headers=HTML)
+    assert denied.status_code == 403, denied.text
+    assert len(upstream.seen) == seen, "the application never saw the refused request"
+
+    assert leaver.request("GET", f"http://{host}/", headers=HTML).status_code == 200
+    out = leaver.request("GET", f"http://{host}/cdn-cgi/access/logout")
+    assert out.status_code == 200 and leaver.cookies[host]["CF_Authorization"] == ""
+    assert_sent_to_sign_in(server, leaver.request("GET", f"http://{host}/", headers=HTML), host, f"http://{host}/")
 
 
 @pytest.mark.parametrize("recipe", ["nginx.conf", "Caddyfile", "traefik.yml"])
