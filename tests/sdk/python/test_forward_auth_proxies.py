@@ -257,6 +257,29 @@ def test_a_policy_refusal_is_a_403_and_logout_on_the_app_host_ends_access(
     assert_sent_to_sign_in(server, leaver.request("GET", f"http://{host}/", headers=HTML), host, f"http://{host}/")
 
 
+def test_the_client_cannot_choose_the_address_accessd_sees(server, admin, account, stack, upstream):
+    """The recipes replace X-Forwarded-For with the peer's address: a client
+    naming another address in it gets nothing for it. Two paths let anyone
+    in from an address range: the proxy's own (which works: the rule is
+    evaluated through the proxy) and one the client pretends to be in."""
+    host = stack["hosts"][0]
+    kind = stack["proxy"].kind
+    for path, network in [("lobby", "127.0.0.1/32"), ("office", "203.0.113.0/24")]:
+        bypass = admin.zero_trust.access.policies.create(
+            account_id=account, name=f"{kind} {path}", decision="bypass", include=[{"ip": {"ip": network}}])
+        admin.zero_trust.access.applications.create(
+            account_id=account, type="self_hosted", name=f"{kind} {path}", domain=f"{host}/{path}",
+            policies=[{"id": bypass.id, "precedence": 1}])
+    spoofed = {**HTML, "X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9"}
+    with httpx.Client(transport=LocalhostTransport()) as client:
+        lobby = client.get(f"http://{host}/lobby/door", headers=spoofed)
+        assert lobby.status_code == 200 and lobby.json()["path"] == "/lobby/door", lobby.text
+        seen = len(upstream.seen)
+        office = client.get(f"http://{host}/office/desk", headers=spoofed)
+    assert_sent_to_sign_in(server, office, f"{host}/office", f"http://{host}/office/desk")
+    assert len(upstream.seen) == seen
+
+
 @pytest.mark.parametrize("recipe", ["nginx.conf", "Caddyfile", "traefik.yml"])
 def test_recipes_explain_every_placeholder_in_their_opening_comment(recipe):
     text = (RECIPES / recipe).read_text()
