@@ -159,13 +159,15 @@ pub struct Handover<'a> {
     pub user_id: &'a str,
     pub email: &'a str,
     pub nonce: &'a SessionNonce,
+    /// When the token is issued; `expires_at` was counted from it.
+    pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     pub country: Option<String>,
     pub redirect_url: &'a str,
 }
 
 pub async fn hand_over(state: &AppState, handover: Handover<'_>) -> Result<Response, LoginError> {
-    let now = Timestamp::now();
+    let now = handover.issued_at;
     let app = handover.app;
     let key = app_token::signing_key(&state.store, &app.account_id).await?;
     let claims = AppClaims {
@@ -292,6 +294,7 @@ pub async fn complete_login(
             user_id: &user_id,
             email: user.email.as_str(),
             nonce: &session.nonce,
+            issued_at: now,
             expires_at: app_expires_at,
             country,
             redirect_url: &challenge.redirect_url,

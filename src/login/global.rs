@@ -144,6 +144,7 @@ pub async fn continue_session(
             user_id: &claims.sub,
             email: &claims.email,
             nonce: &nonce,
+            issued_at: now,
             expires_at,
             country,
             redirect_url,
