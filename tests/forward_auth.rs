@@ -100,6 +100,38 @@ async fn anonymous_requests_are_sent_to_sign_in_in_each_proxy_style(db: TestDb) 
     assert_eq!(free.status, StatusCode::OK);
     assert_eq!(header(&free, "cf-access-authenticated-user-email"), "");
 
+    // A path that resolves into a protected one is protected, however spelt.
+    let access = format!("/accounts/{}/access", bed.account);
+    let listed = bed
+        .server
+        .get(&format!("{access}/policies"), ADMIN_TOKEN)
+        .await;
+    let admin_app = bed
+        .server
+        .post(
+            &format!("{access}/apps"),
+            ADMIN_TOKEN,
+            json!({"type": "self_hosted", "name": "Admin", "domain": "paths.example.com/admin",
+                   "policies": [listed.result()[0]["id"]]}),
+        )
+        .await;
+    assert!(admin_app.status.is_success(), "{}", admin_app.body);
+    for sneaky in [
+        "http://paths.example.com/public/../admin/users",
+        "http://paths.example.com/%61dmin",
+        "http://paths.example.com//admin",
+        "http://paths.example.com/public/%2e%2e/admin",
+    ] {
+        let asked = ask(&bed, "nginx", sneaky, &[]).await;
+        assert_eq!(asked.status, StatusCode::UNAUTHORIZED, "{sneaky}");
+    }
+    let beside = ask(&bed, "nginx", "http://paths.example.com/administrator", &[]).await;
+    assert_eq!(
+        beside.status,
+        StatusCode::OK,
+        "a sibling path is not the application's"
+    );
+
     let nameless = bed
         .server
         .http

@@ -70,6 +70,28 @@ fn normal_host(host: &str) -> String {
     }
 }
 
+/// The path an upstream will serve for `raw`: percent-decoded, with `.`,
+/// `..` and empty segments resolved, so `/public/../admin` or `/%61dmin`
+/// cannot slip past the application that claims `/admin`.
+fn normal_path(raw: &str) -> String {
+    let decoded: String =
+        form_urlencoded::parse(format!("p={}", raw.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split(['/', '\\']) {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
 /// The request the proxy asks about, from either family of headers.
 fn original(headers: &HeaderMap) -> Option<Original> {
     let (style, scheme, host, uri, method) = match text(headers, "x-original-url") {
@@ -90,7 +112,7 @@ fn original(headers: &HeaderMap) -> Option<Original> {
     if !matches!(scheme, "http" | "https") || host.is_empty() || !uri.starts_with('/') {
         return None;
     }
-    let path = uri.split(['?', '#']).next().unwrap_or("/").to_string();
+    let path = normal_path(uri.split(['?', '#']).next().unwrap_or("/"));
     let navigation = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
     let wants_html = text(headers, "accept").is_some_and(|a| a.contains("text/html"));
     let scripted =
@@ -319,6 +341,23 @@ mod tests {
             }
         }
         map
+    }
+
+    #[test]
+    fn paths_are_matched_as_upstreams_resolve_them() {
+        for (raw, normal) in [
+            ("/admin", "/admin"),
+            ("/public/../admin/x", "/admin/x"),
+            ("//admin//x/./y", "/admin/x/y"),
+            ("/%61dmin", "/admin"),
+            ("/pub/%2e%2e/admin", "/admin"),
+            ("/pub%2f..%2fadmin", "/admin"),
+            ("/..\\admin", "/admin"),
+            ("/a+b", "/a+b"),
+            ("/../../..", "/"),
+        ] {
+            assert_eq!(normal_path(raw), normal, "{raw}");
+        }
     }
 
     #[test]
