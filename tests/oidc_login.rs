@@ -15,11 +15,17 @@ crate::on_each_backend!(
     start_sends_the_browser_to_the_provider,
     callbacks_are_single_use_and_bound_to_the_browser,
     garbage_callbacks_are_refused,
+    hostile_providers_cannot_hang_or_flood_the_callback,
+    a_provider_error_uses_the_sign_in_up,
 );
 
 /// A provider whose token endpoint does not answer: sign-ins get as far as
 /// the code exchange and fail there.
 async fn add_oidc(bed: &LoginBed, name: &str) -> String {
+    add_oidc_at(bed, name, "http://127.0.0.1:9/token").await
+}
+
+async fn add_oidc_at(bed: &LoginBed, name: &str, token_url: &str) -> String {
     let reply = bed
         .server
         .post(
@@ -28,7 +34,7 @@ async fn add_oidc(bed: &LoginBed, name: &str) -> String {
             json!({"name": name, "type": "oidc", "config": {
                 "client_id": "accessd-client", "client_secret": "client-s3cret",
                 "auth_url": "https://idp.example.com/authorize?tenant=1",
-                "token_url": "http://127.0.0.1:9/token", "certs_url": "http://127.0.0.1:9/jwks",
+                "token_url": token_url, "certs_url": "http://127.0.0.1:9/jwks",
                 "scopes": ["email"]}}),
         )
         .await;
@@ -48,11 +54,15 @@ fn start_link(login: &Answer) -> Option<String> {
 async fn start(bed: &LoginBed, visitor: &mut Visitor) -> (Answer, Vec<(String, String)>) {
     let login = visitor.open_login(&bed.host).await;
     let link = start_link(&login).unwrap_or_else(|| panic!("no provider link: {}", login.html));
+    follow_start(visitor, &link).await
+}
+
+async fn follow_start(visitor: &mut Visitor, link: &str) -> (Answer, Vec<(String, String)>) {
     let request = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|e| panic!("client: {e}"))
-        .get(visitor.url(&link))
+        .get(visitor.url(link))
         .header("cookie", visitor.cookie_header());
     let started = visitor.send(request).await;
     let location = started
@@ -247,4 +257,95 @@ async fn garbage_callbacks_are_refused(db: TestDb) {
             "a page"
         );
     }
+}
+
+/// A provider endpoint that misbehaves: `/huge` streams an endless answer
+/// without a length, `/hang` never answers.
+async fn hostile_endpoint() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let base = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("address: {e}"))
+    );
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let read = socket.read(&mut request).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&request[..read]).to_string();
+                if head.contains(" /hang") {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    return;
+                }
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"id_token\":\"")
+                    .await;
+                let chunk = vec![b'a'; 64 * 1024];
+                // Up to 1 GiB: only a size limit ends this quickly.
+                for _ in 0..16 * 1024 {
+                    if socket.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = socket.write_all(b"\"}").await;
+            });
+        }
+    });
+    base
+}
+
+async fn hostile_providers_cannot_hang_or_flood_the_callback(db: TestDb) {
+    let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
+    let endpoint = hostile_endpoint().await;
+    // The endless answer is cut by the size limit, well before the time
+    // limit; the silent one by the time limit.
+    for (path, at_least, under) in [("/huge", 0, 3), ("/hang", 4, 9)] {
+        let idp_id = add_oidc_at(&bed, path, &format!("{endpoint}{path}")).await;
+        let mut visitor = bed.visitor();
+        let link = format!("/cdn-cgi/access/oidc/start?idp={idp_id}&app={}", bed.host);
+        let (_, params) = follow_start(&mut visitor, &link).await;
+        let state = param(&params, "state").to_string();
+        let began = std::time::Instant::now();
+        let reply = callback(&mut visitor, &format!("code=c&state={state}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_GATEWAY,
+            "{path}: {}",
+            reply.html
+        );
+        let took = began.elapsed();
+        assert!(
+            took >= std::time::Duration::from_secs(at_least)
+                && took < std::time::Duration::from_secs(under),
+            "{path} took {took:?}"
+        );
+    }
+    // The server is still well.
+    let login = bed.visitor().open_login(&bed.host).await;
+    assert_eq!(login.status, StatusCode::OK);
+}
+
+/// The provider sends the user back with `error=access_denied`: a page, and
+/// the pending sign-in is gone.
+async fn a_provider_error_uses_the_sign_in_up(db: TestDb) {
+    let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
+    add_oidc(&bed, "Corp").await;
+    let mut visitor = bed.visitor();
+    let (_, params) = start(&bed, &mut visitor).await;
+    let state = param(&params, "state").to_string();
+    let cookie = format!("accessd_oidc_state={state}");
+    let denied = callback(&mut visitor, &format!("error=access_denied&state={state}")).await;
+    assert_eq!(denied.status, StatusCode::BAD_GATEWAY, "{}", denied.html);
+    let again = answer(
+        reqwest::Client::new()
+            .get(visitor.url(&format!("/cdn-cgi/access/callback?code=c&state={state}")))
+            .header("cookie", cookie),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.html);
 }

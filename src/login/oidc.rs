@@ -372,4 +372,49 @@ mod tests {
             assert!(callback_params(Some(&bad)).is_err(), "{bad:.60}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn query_piece() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    Just("code".to_string()),
+                    Just("state".to_string()),
+                    Just("error".to_string()),
+                    Just("=".to_string()),
+                    Just("&".to_string()),
+                    Just("%".to_string()),
+                    Just("%FF".to_string()),
+                    any::<char>().prop_map(String::from),
+                ],
+                0..40,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any query is parsed or refused, never a panic; what is
+            /// accepted always has a well-formed state.
+            #[test]
+            fn any_query_is_parsed_or_refused(query in query_piece()) {
+                if let Ok(params) = callback_params(Some(&query)) {
+                    prop_assert!(params.state.as_deref().is_some_and(is_token));
+                }
+            }
+
+            /// A well-formed callback is accepted whatever the code's bytes.
+            #[test]
+            fn well_formed_callbacks_are_accepted(code in prop::collection::vec(any::<u8>(), 1..200)) {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("code", &String::from_utf8_lossy(&code))
+                    .append_pair("state", &random_token())
+                    .finish();
+                prop_assert!(callback_params(Some(&query)).is_ok());
+            }
+        }
+    }
 }

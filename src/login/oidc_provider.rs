@@ -220,3 +220,57 @@ pub async fn verify_id_token(
         claims: data.claims,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: serde_json::Value) -> VerifiedClaims {
+        VerifiedClaims {
+            claims: value.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn the_standard_email_counts_only_when_verified() {
+        let config = OidcConfig::default();
+        let verified = claims(json!({"email": "a@example.com", "email_verified": true}));
+        assert_eq!(verified.email(&config), Ok("a@example.com".to_string()));
+        for unverified in [
+            json!({"email": "a@example.com", "email_verified": false}),
+            json!({"email": "a@example.com", "email_verified": "true"}),
+            json!({"email": "a@example.com"}),
+        ] {
+            assert_eq!(
+                claims(unverified).email(&config),
+                Err(EmailProblem::Unverified("a@example.com".to_string()))
+            );
+        }
+        assert_eq!(
+            claims(json!({"email": 7, "email_verified": true})).email(&config),
+            Err(EmailProblem::Missing)
+        );
+        assert_eq!(claims(json!({})).email(&config), Err(EmailProblem::Missing));
+    }
+
+    #[test]
+    fn a_configured_claim_is_taken_as_the_email() {
+        let config = OidcConfig {
+            email_claim_name: Some("upn".to_string()),
+            ..OidcConfig::default()
+        };
+        let upn = claims(json!({"upn": "b@example.com", "email": "other@example.com"}));
+        assert_eq!(upn.email(&config), Ok("b@example.com".to_string()));
+        assert_eq!(
+            claims(json!({"email": "b@example.com"})).email(&config),
+            Err(EmailProblem::Missing)
+        );
+    }
+
+    #[test]
+    fn nonce_hashes_differ_per_nonce() {
+        assert_ne!(nonce_hash("a"), nonce_hash("b"));
+        assert_eq!(nonce_hash("a"), nonce_hash("a"));
+    }
+}
