@@ -196,9 +196,16 @@ pub async fn hand_over(state: &AppState, handover: Handover<'_>) -> Result<Respo
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response())
 }
 
-/// A proven identity's sign-in to `app`: policies, the user and their seat,
-/// a session (the global one: it also covers the applications opened from
-/// it later), the application's token, and the global session cookie.
+/// Who a provider vouched for, and where they were going.
+pub struct Proven<'a> {
+    pub email: &'a str,
+    pub idp_id: &'a str,
+    /// The provider's type as identities show it: `onetimepin`, `oidc`.
+    pub idp_kind: &'static str,
+    pub redirect_url: &'a str,
+}
+
+/// A one-time PIN's sign-in to `app`, once the code is proven.
 pub async fn complete_login(
     state: &AppState,
     app: &AccessApp,
@@ -206,23 +213,42 @@ pub async fn complete_login(
     ip: IpAddr,
     country: Option<String>,
 ) -> Result<Response, LoginError> {
-    let asker = Asker {
+    let proven = Proven {
         email: &challenge.email,
+        idp_id: &challenge.idp_id,
+        idp_kind: "onetimepin",
+        redirect_url: &challenge.redirect_url,
+    };
+    complete_proven(state, app, &proven, ip, country).await
+}
+
+/// A proven identity's sign-in to `app`: policies, the user and their seat,
+/// a session (the global one: it also covers the applications opened from
+/// it later), the application's token, and the global session cookie.
+pub async fn complete_proven(
+    state: &AppState,
+    app: &AccessApp,
+    proven: &Proven<'_>,
+    ip: IpAddr,
+    country: Option<String>,
+) -> Result<Response, LoginError> {
+    let asker = Asker {
+        email: proven.email,
         ip,
         country: country.clone(),
-        idp_id: &challenge.idp_id,
+        idp_id: proven.idp_id,
     };
     let policy = admit(state, app, &asker).await?;
 
     let now = Timestamp::now();
     let (mut user, is_new) = match state
         .store
-        .find_user_by_email(&app.account_id, &challenge.email)
+        .find_user_by_email(&app.account_id, proven.email)
         .await?
     {
         Some(user) => (user, false),
         None => {
-            let email = Email::from_stored(challenge.email.clone());
+            let email = Email::from_stored(proven.email.to_string());
             (
                 AccessUser::new(app.account_id.clone(), email, None, now),
                 true,
@@ -245,8 +271,8 @@ pub async fn complete_login(
         },
         iat: now.unix_seconds(),
         idp: IdpRef {
-            id: challenge.idp_id.clone(),
-            kind: "onetimepin".to_string(),
+            id: proven.idp_id.to_string(),
+            kind: proven.idp_kind.to_string(),
         },
         ip: ip.to_string(),
         user_uuid: user.id.to_string(),
@@ -297,7 +323,7 @@ pub async fn complete_login(
             issued_at: now,
             expires_at: app_expires_at,
             country,
-            redirect_url: &challenge.redirect_url,
+            redirect_url: proven.redirect_url,
         },
     )
     .await?;

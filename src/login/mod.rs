@@ -12,6 +12,8 @@ mod decide;
 mod forward_auth;
 mod global;
 mod identity;
+mod oidc;
+mod oidc_provider;
 mod otp;
 pub mod pages;
 mod throttle;
@@ -39,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/cdn-cgi/access/login/{*domain}", get(login_page))
         .route("/cdn-cgi/access/otp/send", post(otp::send_code))
         .route("/cdn-cgi/access/otp/verify", post(otp::verify_code))
+        .route("/cdn-cgi/access/oidc/start", get(oidc::start))
+        .route("/cdn-cgi/access/callback", get(oidc::callback))
         .route("/cdn-cgi/access/authorized", get(identity::authorized))
         .route("/cdn-cgi/access/get-identity", get(identity::get_identity))
         .route(
@@ -225,11 +229,11 @@ fn checked_redirect(
     }
 }
 
-/// The application's one-time PIN provider, when it allows one.
-async fn pin_provider(
+/// The identity providers `app` lets its users sign in with.
+async fn allowed_providers(
     state: &AppState,
     app: &AccessApp,
-) -> Result<Option<IdentityProvider>, LoginError> {
+) -> Result<Vec<IdentityProvider>, LoginError> {
     let all = state
         .store
         .list_idps(
@@ -241,10 +245,24 @@ async fn pin_provider(
             },
         )
         .await?;
-    Ok(all.items.into_iter().find(|idp| {
-        idp.config == IdpConfig::OneTimePin
-            && (app.settings.allowed_idps.is_empty() || app.settings.allowed_idps.contains(&idp.id))
-    }))
+    Ok(all
+        .items
+        .into_iter()
+        .filter(|idp| {
+            app.settings.allowed_idps.is_empty() || app.settings.allowed_idps.contains(&idp.id)
+        })
+        .collect())
+}
+
+/// The application's one-time PIN provider, when it allows one.
+async fn pin_provider(
+    state: &AppState,
+    app: &AccessApp,
+) -> Result<Option<IdentityProvider>, LoginError> {
+    Ok(allowed_providers(state, app)
+        .await?
+        .into_iter()
+        .find(|idp| idp.config == IdpConfig::OneTimePin))
 }
 
 #[derive(Deserialize)]
@@ -282,7 +300,16 @@ async fn login_page(
     {
         return Ok(onward);
     }
-    if pin_provider(&state, &app).await?.is_none() {
+    let providers = allowed_providers(&state, &app).await?;
+    let has_pin = providers
+        .iter()
+        .any(|idp| idp.config == IdpConfig::OneTimePin);
+    let oidc: Vec<(String, String)> = providers
+        .iter()
+        .filter(|idp| matches!(idp.config, IdpConfig::Oidc(_)))
+        .map(|idp| (idp.id.to_string(), idp.name.clone()))
+        .collect();
+    if !has_pin && oidc.is_empty() {
         return Err(LoginError(error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "No sign-in method",
@@ -290,11 +317,20 @@ async fn login_page(
         )));
     }
     let (csrf, fresh) = csrf_token(&headers);
-    let page = Page::new(
-        StatusCode::OK,
-        &format!("Sign in to {}", app.name),
-        pages::email_form(&app.name, &app.domain, &redirect, &csrf, None),
-    );
+    let mut body = String::new();
+    if !oidc.is_empty() {
+        body.push_str(&pages::provider_links(&oidc, &app.domain, &redirect));
+    }
+    if has_pin {
+        body.push_str(&pages::email_form(
+            &app.name,
+            &app.domain,
+            &redirect,
+            &csrf,
+            None,
+        ));
+    }
+    let page = Page::new(StatusCode::OK, &format!("Sign in to {}", app.name), body);
     Ok(if fresh {
         page.with_cookie(csrf_cookie(&state, &csrf))
     } else {

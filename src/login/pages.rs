@@ -141,6 +141,31 @@ pub fn email_form(
     )
 }
 
+/// One "Sign in with …" link per OpenID provider `(id, name)`, to the start
+/// of its sign-in.
+pub fn provider_links(
+    providers: &[(String, String)],
+    app_domain: &str,
+    redirect_url: &str,
+) -> String {
+    let links: String = providers
+        .iter()
+        .map(|(id, name)| {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("idp", id)
+                .append_pair("app", app_domain)
+                .append_pair("redirect_url", redirect_url)
+                .finish();
+            format!(
+                "<p><a class=\"provider\" href=\"/cdn-cgi/access/oidc/start?{}\">Sign in with {}</a></p>\n",
+                escape(&query),
+                escape(name)
+            )
+        })
+        .collect();
+    format!("<nav aria-label=\"Identity providers\">\n{links}</nav>")
+}
+
 pub fn code_form(email: &str, challenge: &str, csrf: &str, error: Option<&str>) -> String {
     let alert = error.map_or(String::new(), |e| {
         format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))

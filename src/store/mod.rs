@@ -21,6 +21,7 @@ mod idp_secrets;
 pub mod idps;
 pub mod keys;
 pub mod logins;
+pub mod oidc_logins;
 pub mod organizations;
 mod page;
 pub mod policies;

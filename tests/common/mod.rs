@@ -114,6 +114,12 @@ impl Drop for TestDb {
     }
 }
 
+/// HTTP clients here use rustls, which (as in the server) takes its
+/// cryptography from aws-lc-rs; installed once per test process.
+pub fn install_tls() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// Runs a test body once per configured backend.
 #[macro_export]
 macro_rules! on_each_backend {
@@ -122,11 +128,13 @@ macro_rules! on_each_backend {
             mod $test {
                 #[tokio::test]
                 async fn sqlite() {
+                    $crate::common::install_tls();
                     super::$test($crate::common::TestDb::sqlite()).await;
                 }
 
                 #[tokio::test]
                 async fn postgres() {
+                    $crate::common::install_tls();
                     if let Some(db) = $crate::common::TestDb::postgres().await {
                         super::$test(db).await;
                     }
