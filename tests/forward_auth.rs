@@ -117,14 +117,35 @@ async fn anonymous_requests_are_sent_to_sign_in_in_each_proxy_style(db: TestDb) 
         .await;
     assert!(admin_app.status.is_success(), "{}", admin_app.body);
     for sneaky in [
-        "http://paths.example.com/public/../admin/users",
         "http://paths.example.com/%61dmin",
         "http://paths.example.com//admin",
-        "http://paths.example.com/public/%2e%2e/admin",
+        "http://PATHS.example.com.:80/admin",
     ] {
         let asked = ask(&bed, "nginx", sneaky, &[]).await;
         assert_eq!(asked.status, StatusCode::UNAUTHORIZED, "{sneaky}");
     }
+    // Paths an upstream may resolve otherwise than accessd are refused, not
+    // let by: dot segments, backslashes, encoded dots and slashes.
+    for ambiguous in [
+        "http://paths.example.com/public/../admin/users",
+        "http://paths.example.com/public/%2e%2e/admin",
+        "http://paths.example.com/api/1\\..\\..\\cdn-cgi\\access\\x",
+        "http://paths.example.com/public%2f..%2fadmin",
+    ] {
+        let asked = ask(&bed, "nginx", ambiguous, &[]).await;
+        assert_eq!(asked.status, StatusCode::BAD_REQUEST, "{ambiguous}");
+    }
+    // A protected host asked for under another port is refused, not let by:
+    // proxies route by hostname whatever the port.
+    for other_port in [
+        "http://paths.example.com:1/admin",
+        "http://paths.example.com:8080/x",
+    ] {
+        let asked = ask(&bed, "nginx", other_port, &[]).await;
+        assert_eq!(asked.status, StatusCode::FORBIDDEN, "{other_port}");
+    }
+    let bare_app = ask(&bed, "caddy", "http://localhost:1/", &[]).await;
+    assert_eq!(bare_app.status, StatusCode::FORBIDDEN);
     let beside = ask(&bed, "nginx", "http://paths.example.com/administrator", &[]).await;
     assert_eq!(
         beside.status,

@@ -9,6 +9,7 @@ use crate::common::{ADMIN_TOKEN, TestDb};
 
 crate::on_each_backend!(
     a_second_application_opens_without_a_new_code,
+    an_application_limited_to_other_providers_asks_again,
     the_organization_is_created_read_and_merged,
 );
 
@@ -240,4 +241,54 @@ async fn the_organization_is_created_read_and_merged(db: TestDb) {
         .unwrap_or_else(|e| panic!("{e}"));
     let certs: Value = certs.json().await.unwrap_or_default();
     assert_eq!(certs["keys"].as_array().map(Vec::len), Some(1), "{certs}");
+}
+
+/// A session proven by the PIN does not open an application that allows
+/// only another identity provider: its sign-in page is shown instead.
+async fn an_application_limited_to_other_providers_asks_again(db: TestDb) {
+    let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
+    let access = format!("/accounts/{}/access", bed.account);
+    let sso = bed
+        .server
+        .post(
+            &format!("{access}/identity_providers"),
+            ADMIN_TOKEN,
+            json!({"name": "SSO", "type": "oidc", "config": {
+                "client_id": "accessd", "client_secret": "s3cret",
+                "auth_url": "https://idp.example.com/auth", "token_url": "https://idp.example.com/token",
+                "certs_url": "https://idp.example.com/jwks"}}),
+        )
+        .await;
+    assert!(sso.status.is_success(), "{}", sso.body);
+    let policies = bed
+        .server
+        .get(&format!("{access}/policies"), ADMIN_TOKEN)
+        .await;
+    let payroll = bed
+        .server
+        .post(
+            &format!("{access}/apps"),
+            ADMIN_TOKEN,
+            json!({"type": "self_hosted", "name": "Payroll", "domain": "payroll.example.com",
+                   "allowed_idps": [sso.result()["id"]],
+                   "policies": [policies.result()[0]["id"]]}),
+        )
+        .await;
+    assert!(payroll.status.is_success(), "{}", payroll.body);
+
+    let mut visitor = bed.visitor();
+    let code_page = bed.ask_code(&mut visitor, "pin.user@example.com").await;
+    let signed_in = visitor.verify(&code_page, &bed.newest_code()).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.html
+    );
+    let payroll_page = visitor.open_login("payroll.example.com").await;
+    assert_eq!(
+        payroll_page.status,
+        StatusCode::OK,
+        "the provider's sign-in, not a hand-over"
+    );
 }

@@ -18,6 +18,7 @@ crate::on_each_backend!(
     concurrent_seat_changes_stay_consistent,
     a_busy_database_asks_the_sign_in_page_to_retry,
     no_spelling_of_an_address_escapes_its_rules_or_limits,
+    behind_a_trusted_proxy_each_client_has_its_own_limit,
 );
 
 const MAX_TRIES: usize = 5;
@@ -381,4 +382,40 @@ async fn no_spelling_of_an_address_escapes_its_rules_or_limits(db: TestDb) {
         .filter(|a| a.status == StatusCode::OK)
         .count();
     assert_eq!(sent, 5, "one address, however it is spelt");
+}
+
+/// Behind a trusted proxy every request comes from the proxy's address; the
+/// per-client limit must count the clients `X-Forwarded-For` names, or one
+/// client would use up everyone's codes. An untrusted peer's header counts
+/// for nothing.
+async fn behind_a_trusted_proxy_each_client_has_its_own_limit(db: TestDb) {
+    let env = [
+        ("ACCESSD_TRUSTED_PROXY", "127.0.0.1/32"),
+        ("ACCESSD_CODES_PER_CLIENT", "3"),
+    ];
+    let bed = LoginBed::start(&db, everyone(), &env).await;
+    let mut visitor = bed.visitor();
+    let login = visitor.open_login(&bed.host).await;
+    let send = |client: &str, i: usize| {
+        visitor
+            .send_code_request(&login, &format!("person{i}@example.com"))
+            .header("x-forwarded-for", client.to_string())
+    };
+    let greedy: Vec<_> = (0..5).map(|i| send("198.51.100.7", i)).collect();
+    let sent = burst_pages(greedy)
+        .await
+        .iter()
+        .filter(|a| a.status == StatusCode::OK)
+        .count();
+    assert_eq!(sent, 3, "one client, its own limit");
+    let others: Vec<_> = (0..4)
+        .map(|i| send(&format!("198.51.100.{}", 20 + i), 10 + i))
+        .collect();
+    for answer in burst_pages(others).await {
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "other clients are not held back"
+        );
+    }
 }

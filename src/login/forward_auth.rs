@@ -58,38 +58,53 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A host as applications name it: lowercase, without a default port.
-fn normal_host(host: &str) -> String {
-    let host = host.to_ascii_lowercase();
-    match host
-        .strip_suffix(":80")
-        .or_else(|| host.strip_suffix(":443"))
-    {
-        Some(bare) => bare.to_string(),
-        None => host,
-    }
+/// A host as applications name it: lowercase, without a trailing dot or a
+/// default port; `None` for anything that is no `host[:port]`.
+fn normal_host(raw: &str) -> Option<String> {
+    let raw = raw.to_ascii_lowercase();
+    let (name, port) = match raw.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        Some(_) => return None,
+        None => (raw.as_str(), None),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port = match port {
+        None | Some("80") | Some("443") => None,
+        Some(digits) => Some(digits.parse::<u16>().ok().filter(|p| *p > 0)?),
+    };
+    name_ok.then(|| match port {
+        Some(port) => format!("{name}:{port}"),
+        None => name.to_string(),
+    })
 }
 
-/// The path an upstream will serve for `raw`: percent-decoded, with `.`,
-/// `..` and empty segments resolved, so `/public/../admin` or `/%61dmin`
-/// cannot slip past the application that claims `/admin`.
-fn normal_path(raw: &str) -> String {
+/// The path an upstream will serve for `raw`, for matching applications:
+/// percent-decoded, empty segments dropped. Paths an upstream may resolve
+/// differently than accessd would (dot segments, backslashes, encoded
+/// slashes or dots) are refused outright: `None`. Browsers never send them.
+fn normal_path(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    if raw.contains('\\') || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+        return None;
+    }
     let decoded: String =
         form_urlencoded::parse(format!("p={}", raw.replace('+', "%2B")).as_bytes())
             .next()
             .map(|(_, value)| value.into_owned())
             .unwrap_or_default();
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split(['/', '\\']) {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            other => segments.push(other),
-        }
+    let segments: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
+    if segments
+        .iter()
+        .any(|s| *s == "." || *s == ".." || s.contains('\\'))
+    {
+        return None;
     }
-    format!("/{}", segments.join("/"))
+    Some(format!("/{}", segments.join("/")))
 }
 
 /// The request the proxy asks about, from either family of headers.
@@ -112,7 +127,7 @@ fn original(headers: &HeaderMap) -> Option<Original> {
     if !matches!(scheme, "http" | "https") || host.is_empty() || !uri.starts_with('/') {
         return None;
     }
-    let path = normal_path(uri.split(['?', '#']).next().unwrap_or("/"));
+    let path = normal_path(uri.split(['?', '#']).next().unwrap_or("/"))?;
     let navigation = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
     let wants_html = text(headers, "accept").is_some_and(|a| a.contains("text/html"));
     let scripted =
@@ -120,7 +135,7 @@ fn original(headers: &HeaderMap) -> Option<Original> {
     Some(Original {
         style,
         url: format!("{scheme}://{host}{uri}"),
-        host: normal_host(host),
+        host: normal_host(host)?,
         path,
         browser: navigation && wants_html && !scripted,
     })
@@ -239,7 +254,8 @@ async fn check(
     let Some(original) = original(headers) else {
         return Ok(answer(
             StatusCode::BAD_REQUEST,
-            "name the original request with X-Original-URL, or X-Forwarded-Host and X-Forwarded-Uri",
+            "name the original request with X-Original-URL, or X-Forwarded-Host and X-Forwarded-Uri, \
+             with a plain host and a path without dot segments, backslashes or encoded slashes",
         ));
     };
     // accessd answers its own pages on every protected host.
@@ -251,6 +267,16 @@ async fn check(
         .find_app_for_path(&original.host, &original.path)
         .await?
     else {
+        // The proxy routed it here by hostname, whatever the port: a host an
+        // application protects under another port is refused, not let by.
+        let hostname = original.host.split(':').next().unwrap_or_default();
+        let claimed = state.store.claimed_hosts_named(hostname).await?;
+        if !claimed.is_empty() && !claimed.contains(&original.host) {
+            return Ok(answer(
+                StatusCode::FORBIDDEN,
+                "this host is protected under another address; use that one",
+            ));
+        }
         // No application protects this address: Access does not gate it.
         return Ok(passes(None, None));
     };
@@ -344,19 +370,43 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_matched_as_upstreams_resolve_them() {
+    fn paths_are_matched_as_upstreams_serve_them_or_refused() {
         for (raw, normal) in [
             ("/admin", "/admin"),
-            ("/public/../admin/x", "/admin/x"),
-            ("//admin//x/./y", "/admin/x/y"),
+            ("//admin//x", "/admin/x"),
             ("/%61dmin", "/admin"),
-            ("/pub/%2e%2e/admin", "/admin"),
-            ("/pub%2f..%2fadmin", "/admin"),
-            ("/..\\admin", "/admin"),
             ("/a+b", "/a+b"),
-            ("/../../..", "/"),
+            ("/", "/"),
         ] {
-            assert_eq!(normal_path(raw), normal, "{raw}");
+            assert_eq!(normal_path(raw).as_deref(), Some(normal), "{raw}");
+        }
+        for ambiguous in [
+            "/public/../admin/x",
+            "/a/./b",
+            "/pub/%2e%2e/admin",
+            "/pub%2f..%2fadmin",
+            "/api/1\\..\\..\\cdn-cgi\\access\\x",
+            "/api/%5c..",
+            "/%2E",
+        ] {
+            assert_eq!(normal_path(ambiguous), None, "{ambiguous}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_spelt_one_way() {
+        for (raw, normal) in [
+            ("Wiki.Example.com", Some("wiki.example.com")),
+            ("wiki.example.com.:8080", Some("wiki.example.com:8080")),
+            ("wiki.example.com:443", Some("wiki.example.com")),
+            ("wiki.example.com:08080", Some("wiki.example.com:8080")),
+            ("wiki.example.com:1:2", None),
+            ("wiki.example.com:0", None),
+            ("wiki.example.com:x", None),
+            ("wiki example.com", None),
+            ("", None),
+        ] {
+            assert_eq!(normal_host(raw).as_deref(), normal, "{raw}");
         }
     }
 

@@ -19,7 +19,7 @@ use crate::auth::app_token::{self, AppClaims};
 use crate::domain::activity::SessionNonce;
 use crate::domain::app::AccessApp;
 use crate::domain::organization::DEFAULT_SESSION_SECONDS;
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::{AccountId, IdpId, Timestamp};
 use crate::store::StoreResult;
 
 const GLOBAL_KIND: &str = "org";
@@ -121,6 +121,13 @@ pub async fn continue_session(
         Some(session) if session.is_active(now) && session.account_id == app.account_id => session,
         _ => return Ok(None),
     };
+    // An application that allows only some identity providers opens only
+    // for a session proven by one of them.
+    let proven_by = IdpId::parse(&session.identity.idp.id);
+    let allowed = &app.settings.allowed_idps;
+    if !allowed.is_empty() && !proven_by.is_some_and(|idp| allowed.contains(&idp)) {
+        return Ok(None);
+    }
     let asker = Asker {
         email: &claims.email,
         ip,

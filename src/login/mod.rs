@@ -294,7 +294,7 @@ async fn login_page(
     let app = app_by_domain(&state, &domain).await?;
     let redirect = checked_redirect(&state, &app, query.redirect_url.as_deref())?;
     let country = client_country(&state, &headers);
-    let ip = peer.ip().to_canonical();
+    let ip = forward_auth::client_address(&state, peer.ip(), &headers);
     if let Some(onward) =
         global::continue_session(&state, &app, &headers, ip, country, &redirect).await?
     {

@@ -64,7 +64,8 @@ pub async fn send_code(
             ));
         }
     };
-    super::throttle::claim_code(&state, &app, &email, peer.ip()).await?;
+    let client = super::forward_auth::client_address(&state, peer.ip(), &headers);
+    super::throttle::claim_code(&state, &app, &email, client).await?;
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
     let salt = crate::domain::TokenId::generate().to_string();
     let now = Timestamp::now();
@@ -117,6 +118,7 @@ pub async fn verify_code(
     Form(form): Form<VerifyForm>,
 ) -> Result<Response, LoginError> {
     check_csrf(&state, &headers, &form.csrf)?;
+    let client = super::forward_auth::client_address(&state, peer.ip(), &headers);
     let gone = || {
         LoginError(error_page(
             StatusCode::BAD_REQUEST,
@@ -139,7 +141,7 @@ pub async fn verify_code(
         app: &app,
         email: &challenge.email,
         reason,
-        ip: peer.ip().to_canonical(),
+        ip: client,
     };
     let locked = || {
         LoginError(error_page(
@@ -213,5 +215,5 @@ pub async fn verify_code(
         return Err(used());
     }
     let country = super::client_country(&state, &headers);
-    complete_login(&state, &app, &challenge, peer.ip().to_canonical(), country).await
+    complete_login(&state, &app, &challenge, client, country).await
 }

@@ -242,6 +242,24 @@ impl Store {
         }
     }
 
+    /// The hosts (`host[:port]`) applications claim whose name is `hostname`,
+    /// under any port.
+    #[instrument(skip_all)]
+    pub async fn claimed_hosts_named(&self, hostname: &str) -> StoreResult<Vec<String>> {
+        let with_port = format!("{}:%", escape_like(hostname));
+        let found: Vec<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT hostname FROM access_host_owners WHERE hostname = $1 \
+                 OR hostname LIKE $2 ESCAPE '\\' LIMIT 100",
+            )
+            .bind(hostname)
+            .bind(&with_port)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(found)
+    }
+
     /// The application served on `host`: the one claiming the host itself,
     /// else the one claiming the shortest path below it.
     #[instrument(skip_all)]
