@@ -21,7 +21,7 @@ use serde_json::json;
 use super::complete::{Failure, record_failure};
 use super::decide::{Outcome, Subject, decide};
 use super::identity::accept;
-use super::{AUTH_COOKIE, client_country, cookie};
+use super::{AUTH_COOKIE, client_address, client_country, cookie, normal_host};
 use crate::api::service_tokens::authenticate_request;
 use crate::app::AppState;
 use crate::auth::app_token::{self, AppClaims};
@@ -58,31 +58,6 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A host as applications name it: lowercase, without a trailing dot or a
-/// default port; `None` for anything that is no `host[:port]`.
-fn normal_host(raw: &str) -> Option<String> {
-    let raw = raw.to_ascii_lowercase();
-    let (name, port) = match raw.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') => (name, Some(port)),
-        Some(_) => return None,
-        None => (raw.as_str(), None),
-    };
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let name_ok = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    let port = match port {
-        None | Some("80") | Some("443") => None,
-        Some(digits) => Some(digits.parse::<u16>().ok().filter(|p| *p > 0)?),
-    };
-    name_ok.then(|| match port {
-        Some(port) => format!("{name}:{port}"),
-        None => name.to_string(),
-    })
-}
-
 /// The path an upstream will serve for `raw`, for matching applications:
 /// percent-decoded, empty segments dropped. Paths an upstream may resolve
 /// differently than accessd would (dot segments, backslashes, encoded
@@ -92,11 +67,7 @@ fn normal_path(raw: &str) -> Option<String> {
     if raw.contains('\\') || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
         return None;
     }
-    let decoded: String =
-        form_urlencoded::parse(format!("p={}", raw.replace('+', "%2B")).as_bytes())
-            .next()
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
     let segments: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
     if segments
         .iter()
@@ -139,30 +110,6 @@ fn original(headers: &HeaderMap) -> Option<Original> {
         path,
         browser: navigation && wants_html && !scripted,
     })
-}
-
-/// The client's address: the peer's, or, when the peer is a trusted proxy,
-/// the last address in `X-Forwarded-For` that is not one.
-pub fn client_address(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    let peer = peer.to_canonical();
-    let trusted = |ip: &IpAddr| state.trusted_proxies.iter().any(|net| net.contains(ip));
-    if !trusted(&peer) {
-        return peer;
-    }
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
-        .collect();
-    forwarded
-        .iter()
-        .rev()
-        .find(|ip| !trusted(ip))
-        .copied()
-        .unwrap_or(peer)
 }
 
 fn answer(status: StatusCode, message: &str) -> Response {

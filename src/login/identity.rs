@@ -17,21 +17,14 @@ use crate::domain::Timestamp;
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::app::AccessApp;
 
-/// The request's host as applications name it: lowercase, without a
-/// default port.
+/// The request's host as applications name it (see [`super::normal_host`]);
+/// empty when it is no plain `host[:port]`.
 fn host_of(headers: &HeaderMap) -> String {
-    let host = headers
+    headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .and_then(super::normal_host)
         .unwrap_or_default()
-        .to_ascii_lowercase();
-    match host
-        .strip_suffix(":80")
-        .or_else(|| host.strip_suffix(":443"))
-    {
-        Some(bare) => bare.to_string(),
-        None => host,
-    }
 }
 
 /// The application token a request carries: the `Cf-Access-Jwt-Assertion`

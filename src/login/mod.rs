@@ -18,7 +18,7 @@ mod otp;
 pub mod pages;
 mod throttle;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -271,6 +271,55 @@ pub struct LoginQuery {
 }
 
 /// `GET /cdn-cgi/access/login/{app-domain}?redirect_url=…`
+/// A host as applications name it: lowercase, without a trailing dot or a
+/// default port; `None` for anything that is no `host[:port]`.
+pub fn normal_host(raw: &str) -> Option<String> {
+    let raw = raw.to_ascii_lowercase();
+    let (name, port) = match raw.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        Some(_) => return None,
+        None => (raw.as_str(), None),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port = match port {
+        None | Some("80") | Some("443") => None,
+        Some(digits) => Some(digits.parse::<u16>().ok().filter(|p| *p > 0)?),
+    };
+    name_ok.then(|| match port {
+        Some(port) => format!("{name}:{port}"),
+        None => name.to_string(),
+    })
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy,
+/// the last address in `X-Forwarded-For` that is not one.
+pub fn client_address(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let peer = peer.to_canonical();
+    let trusted = |ip: &IpAddr| state.trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .copied()
+        .unwrap_or(peer)
+}
+
 /// The client's two-letter country, from the header a trusted proxy sets.
 pub fn client_country(state: &AppState, headers: &HeaderMap) -> Option<String> {
     state
@@ -294,7 +343,7 @@ async fn login_page(
     let app = app_by_domain(&state, &domain).await?;
     let redirect = checked_redirect(&state, &app, query.redirect_url.as_deref())?;
     let country = client_country(&state, &headers);
-    let ip = forward_auth::client_address(&state, peer.ip(), &headers);
+    let ip = client_address(&state, peer.ip(), &headers);
     if let Some(onward) =
         global::continue_session(&state, &app, &headers, ip, country, &redirect).await?
     {

@@ -295,7 +295,7 @@ pub async fn callback(
         tracing::warn!(reason = "oidc_error", %err, idp = %pending.idp_id, "OpenID sign-in failed");
         provider_failed()
     })?;
-    let ip = super::forward_auth::client_address(&state, peer.ip(), &headers);
+    let ip = super::client_address(&state, peer.ip(), &headers);
     let email = match claims.email(&config) {
         Ok(raw) => Email::parse(raw.trim()).map_err(|_| provider_failed())?,
         Err(EmailProblem::Unverified(raw)) => {

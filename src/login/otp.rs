@@ -64,7 +64,7 @@ pub async fn send_code(
             ));
         }
     };
-    let client = super::forward_auth::client_address(&state, peer.ip(), &headers);
+    let client = super::client_address(&state, peer.ip(), &headers);
     super::throttle::claim_code(&state, &app, &email, client).await?;
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
     let salt = crate::domain::TokenId::generate().to_string();
@@ -118,7 +118,7 @@ pub async fn verify_code(
     Form(form): Form<VerifyForm>,
 ) -> Result<Response, LoginError> {
     check_csrf(&state, &headers, &form.csrf)?;
-    let client = super::forward_auth::client_address(&state, peer.ip(), &headers);
+    let client = super::client_address(&state, peer.ip(), &headers);
     let gone = || {
         LoginError(error_page(
             StatusCode::BAD_REQUEST,
