@@ -85,7 +85,7 @@ enum InactivityAction {
 }
 
 /// Every field the organization takes; absent ones keep their value.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationRequest {
     auth_domain: Option<String>,
@@ -234,43 +234,19 @@ impl OrganizationRequest {
         Ok(auth_domain)
     }
 
-    /// The settings kept as JSON (all fields but the columns of their own).
+    /// The settings kept as JSON: every field given, but the three that
+    /// have columns of their own.
     fn settings(&self) -> Result<Map<String, Value>, ApiError> {
-        let mut settings = Map::new();
-        let mut put =
-            |key: &str, value: Result<Value, serde_json::Error>| -> Result<(), ApiError> {
-                let value =
-                    value.map_err(|e| ApiError::Internal(format!("organization field: {e}")))?;
-                settings.insert(key.to_string(), value);
-                Ok(())
-            };
-        macro_rules! keep {
-            ($($field:ident),* $(,)?) => {
-                $(
-                    if let Some(value) = &self.$field {
-                        put(stringify!($field), serde_json::to_value(value))?;
-                    }
-                )*
-            };
-        }
-        keep!(
-            user_seat_expiration_inactive_time,
-            warp_auth_session_duration,
-            auto_redirect_to_identity,
-            deny_unmatched_requests,
-            strict_service_token_auth,
-            allow_authenticate_via_warp,
-            warp_auth_non_browser_401,
-            is_ui_read_only,
-            mfa_required_for_all_apps,
-            ui_read_only_toggle_reason,
-            deny_unmatched_requests_exempted_zone_names,
-            login_design,
-            custom_pages,
-            service_token_inactivity,
-            mfa_config,
-            mfa_piv_key_requirements,
-        );
+        let Value::Object(mut settings) = serde_json::to_value(self)
+            .map_err(|e| ApiError::Internal(format!("organization fields: {e}")))?
+        else {
+            return Err(ApiError::Internal(
+                "organization fields are no object".into(),
+            ));
+        };
+        settings.retain(|key, value| {
+            !value.is_null() && !matches!(key.as_str(), "auth_domain" | "name" | "session_duration")
+        });
         Ok(settings)
     }
 }

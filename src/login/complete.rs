@@ -280,7 +280,8 @@ pub async fn complete_proven(
         ..Identity::default()
     };
     let app_expires_at = now.plus_seconds(app_token_seconds(app, &policy));
-    let global_expires_at = now.plus_seconds(super::global::session_seconds(state, app).await?);
+    let team = super::global::team(state, &app.account_id).await?;
+    let global_expires_at = now.plus_seconds(team.session_seconds);
     let session = Session {
         nonce: SessionNonce::generate(),
         account_id: app.account_id.clone(),
@@ -305,6 +306,7 @@ pub async fn complete_proven(
     let global_cookie = super::global::session_cookie(
         state,
         app,
+        &team,
         &super::global::GlobalToken {
             user_id: &user_id,
             email: user.email.as_str(),

@@ -24,28 +24,33 @@ use crate::store::StoreResult;
 
 const GLOBAL_KIND: &str = "org";
 
-/// The account's team domain: its organization's `auth_domain`, else the
-/// host of the public URL. It is the audience of the global token.
-pub async fn team_domain(state: &AppState, account: &AccountId) -> StoreResult<String> {
+/// What an account's organization says of its global sessions.
+pub struct Team {
+    /// The team domain: the organization's `auth_domain`, else the host of
+    /// the public URL. It is the audience of the global token.
+    pub domain: String,
+    /// How long a global session lasts.
+    pub session_seconds: i64,
+}
+
+/// The account's [`Team`], read once per sign-in.
+pub async fn team(state: &AppState, account: &AccountId) -> StoreResult<Team> {
     if let Some(org) = state.store.find_organization(account).await? {
-        return Ok(org.auth_domain);
+        return Ok(Team {
+            session_seconds: org.session_seconds(),
+            domain: org.auth_domain,
+        });
     }
     let url: &str = &state.public_url;
     let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
-    Ok(authority
-        .split('/')
-        .next()
-        .unwrap_or(authority)
-        .to_ascii_lowercase())
-}
-
-/// Seconds a global session of `app`'s account lasts.
-pub async fn session_seconds(state: &AppState, app: &AccessApp) -> Result<i64, LoginError> {
-    Ok(state
-        .store
-        .find_organization(&app.account_id)
-        .await?
-        .map_or(DEFAULT_SESSION_SECONDS, |org| org.session_seconds()))
+    Ok(Team {
+        domain: authority
+            .split('/')
+            .next()
+            .unwrap_or(authority)
+            .to_ascii_lowercase(),
+        session_seconds: DEFAULT_SESSION_SECONDS,
+    })
 }
 
 pub struct GlobalToken<'a> {
@@ -61,11 +66,12 @@ pub struct GlobalToken<'a> {
 pub async fn session_cookie(
     state: &AppState,
     app: &AccessApp,
+    team: &Team,
     token: &GlobalToken<'_>,
 ) -> Result<String, LoginError> {
     let now = Timestamp::now();
     let claims = AppClaims {
-        aud: vec![team_domain(state, &app.account_id).await?],
+        aud: vec![team.domain.clone()],
         email: token.email.to_string(),
         exp: token.expires_at.unix_seconds(),
         iat: now.unix_seconds(),
@@ -104,9 +110,9 @@ pub async fn continue_session(
     let Some(token) = cookie(headers, AUTH_COOKIE).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    let team = team_domain(state, &app.account_id).await?;
+    let team = team(state, &app.account_id).await?;
     let Ok((claims, key_account)) =
-        app_token::verify(&state.store, token, &state.public_url, Some(&team)).await
+        app_token::verify(&state.store, token, &state.public_url, Some(&team.domain)).await
     else {
         return Ok(None);
     };
