@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use accessd::api::service_tokens::authenticate_request;
+use accessd::auth::service_token::authenticate_request;
 use accessd::domain::policy::{Requester, Verdict, evaluate};
 use accessd::domain::service_token::{
     NewServiceToken, Refusal, ServiceTokenId, StoredServiceToken,

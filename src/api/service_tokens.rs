@@ -3,7 +3,6 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -14,13 +13,11 @@ use crate::app::AppState;
 use crate::auth::Authorized;
 use crate::auth::operations::{ServiceTokensRead, ServiceTokensWrite};
 use crate::domain::service_token::{
-    self, Credentials, DEFAULT_DURATION, NewServiceToken, Refusal, ServiceToken, ServiceTokenId,
-    StoredServiceToken,
+    self, DEFAULT_DURATION, NewServiceToken, ServiceToken, ServiceTokenId, StoredServiceToken,
 };
 use crate::domain::{AccountId, Timestamp};
 use crate::error::{ApiError, Family};
 use crate::store::service_tokens::{ServiceTokenFilter, next_version};
-use crate::store::{Store, StoreResult};
 
 pub fn router() -> Router<AppState> {
     let base = "/accounts/{account_id}/access/service_tokens";
@@ -38,39 +35,6 @@ pub fn router() -> Router<AppState> {
             &format!("{base}/{{service_token_id}}/rotate"),
             post(rotate_token),
         )
-}
-
-/// The credentials `headers` present (see
-/// [`service_token::read_credentials`]); `single_header` is the header an
-/// application reads them from as JSON, if it names one.
-pub fn presented_credentials(
-    headers: &HeaderMap,
-    single_header: Option<&str>,
-) -> Result<Option<Credentials>, Refusal> {
-    service_token::read_credentials(
-        |name| headers.get_all(name).iter().map(|v| v.as_bytes()).collect(),
-        single_header,
-    )
-}
-
-/// The service token a request presents for `account`: `Ok(None)` when it
-/// presents none, the refusal when it presents one that does not open.
-pub async fn authenticate_request(
-    store: &Store,
-    account: &AccountId,
-    headers: &HeaderMap,
-    single_header: Option<&str>,
-    now: Timestamp,
-) -> StoreResult<Result<Option<ServiceToken>, Refusal>> {
-    let presented = match presented_credentials(headers, single_header) {
-        Ok(Some(presented)) => presented,
-        Ok(None) => return Ok(Ok(None)),
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    Ok(store
-        .authenticate_service_token(account, &presented, now)
-        .await?
-        .map(Some))
 }
 
 fn invalid(pointer: &str, message: impl Into<String>) -> ApiError {

@@ -9,6 +9,7 @@ pub mod app_token;
 mod credentials;
 mod extract;
 pub mod operations;
+pub mod service_token;
 pub mod signing_key;
 
 pub use credentials::{Principal, identify};
