@@ -14,27 +14,12 @@ crate::on_each_backend!(
 );
 
 async fn add_app(bed: &LoginBed, name: &str, domain: &str, include: Value) -> String {
-    let access = format!("/accounts/{}/access", bed.account);
-    let policy = bed
-        .server
-        .post(
-            &format!("{access}/policies"),
-            ADMIN_TOKEN,
-            json!({"name": name, "decision": "allow", "include": include}),
-        )
-        .await;
-    assert!(policy.status.is_success(), "{}", policy.body);
+    let policy = json!({"name": name, "decision": "allow", "include": include});
     let app = bed
         .server
-        .post(
-            &format!("{access}/apps"),
-            ADMIN_TOKEN,
-            json!({"type": "self_hosted", "name": name, "domain": domain,
-                   "policies": [policy.result()["id"]]}),
-        )
+        .protect(&bed.account, domain, policy, json!({"name": name}))
         .await;
-    assert!(app.status.is_success(), "{}", app.body);
-    app.result()["aud"].as_str().unwrap_or_default().to_string()
+    app["aud"].as_str().unwrap_or_default().to_string()
 }
 
 /// The host the sign-in handed a token to, and that token.

@@ -123,27 +123,8 @@ async fn keys_rotate_on_schedule_and_long_retired_keys_are_deleted(db: TestDb) {
 }
 
 async fn make_app(server: &Server, account: &str, domain: &str) {
-    let base = format!("/accounts/{account}/access");
-    let policy = server
-        .post(
-            &format!("{base}/policies"),
-            ADMIN_TOKEN,
-            json!({"name": "All", "decision": "allow", "include": [{"everyone": {}}]}),
-        )
-        .await;
-    let policy_id = policy.result()["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let app = server
-        .post(
-            &format!("{base}/apps"),
-            ADMIN_TOKEN,
-            json!({"type": "self_hosted", "name": "App", "domain": domain,
-            "policies": [{"id": policy_id, "precedence": 1}]}),
-        )
-        .await;
-    assert_eq!(app.status, StatusCode::CREATED, "{}", app.body);
+    let everyone = json!({"name": "All", "decision": "allow", "include": [{"everyone": {}}]});
+    server.protect(account, domain, everyone, json!({})).await;
     assert_eq!(
         server
             .get(&format!("/accounts/{account}/access/keys"), ADMIN_TOKEN)

@@ -60,26 +60,15 @@ async fn send_sign_in_code(server: &Server, account: &str) {
         )
         .await;
     let pin_id = pin.result()["id"].as_str().unwrap_or_default().to_string();
-    let policy = server
-        .post(
-            &format!("{base}/policies"),
-            ADMIN_TOKEN,
-            json!({"name": "All", "decision": "allow", "include": [{"everyone": {}}]}),
+    let everyone = json!({"name": "All", "decision": "allow", "include": [{"everyone": {}}]});
+    server
+        .protect(
+            account,
+            "wiki.example.com",
+            everyone,
+            json!({"name": "Wiki", "allowed_idps": [pin_id]}),
         )
         .await;
-    let policy_id = policy.result()["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let app = server
-        .post(
-            &format!("{base}/apps"),
-            ADMIN_TOKEN,
-            json!({"type": "self_hosted", "name": "Wiki", "domain": "wiki.example.com",
-            "allowed_idps": [pin_id], "policies": [{"id": policy_id, "precedence": 1}]}),
-        )
-        .await;
-    assert_eq!(app.status, StatusCode::CREATED, "{}", app.body);
     let login = server
         .http
         .get(format!("{}/cdn-cgi/access/login/wiki.example.com?redirect_url=http%3A%2F%2Fwiki.example.com%2F", server.base))

@@ -82,22 +82,12 @@ impl LoginBed {
             )
             .await;
         assert!(idp.status.is_success(), "{}", idp.body);
-        let policy = server
-            .post(&format!("{access}/policies"), ADMIN_TOKEN, policy)
-            .await;
-        assert!(policy.status.is_success(), "{}", policy.body);
         let port = server.base.rsplit(':').next().unwrap_or_default();
         let host = format!("localhost:{port}");
         let app = server
-            .post(
-                &format!("{access}/apps"),
-                ADMIN_TOKEN,
-                json!({"type": "self_hosted", "name": "Wiki", "domain": host,
-                       "policies": [policy.result()["id"]]}),
-            )
+            .protect(&account, &host, policy, json!({"name": "Wiki"}))
             .await;
-        assert!(app.status.is_success(), "{}", app.body);
-        let app_id = app.result()["id"].as_str().unwrap_or_default().to_string();
+        let app_id = app["id"].as_str().unwrap_or_default().to_string();
         LoginBed {
             server,
             outbox,

@@ -304,6 +304,25 @@ impl Server {
             .unwrap_or_else(|| panic!("no VmRSS in {status}"))
     }
 
+    /// Creates `policy` (a whole policy body) and a self-hosted application
+    /// on `domain` guarded by it, with the fields of `extra` (such as
+    /// `allowed_idps`) added; returns the application.
+    pub async fn protect(&self, account: &str, domain: &str, policy: Value, extra: Value) -> Value {
+        let access = format!("/accounts/{account}/access");
+        let policy = self
+            .post(&format!("{access}/policies"), ADMIN_TOKEN, policy)
+            .await;
+        assert_eq!(policy.status, StatusCode::CREATED, "{}", policy.body);
+        let mut app = json!({"type": "self_hosted", "name": domain, "domain": domain,
+                             "policies": [policy.result()["id"]]});
+        if let (Some(app), Some(extra)) = (app.as_object_mut(), extra.as_object()) {
+            app.extend(extra.clone());
+        }
+        let app = self.post(&format!("{access}/apps"), ADMIN_TOKEN, app).await;
+        assert_eq!(app.status, StatusCode::CREATED, "{}", app.body);
+        app.result().clone()
+    }
+
     /// Stops the server the hard way: no shutdown, no flush.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
