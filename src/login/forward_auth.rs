@@ -217,8 +217,11 @@ async fn check(
         // The proxy routed it here by hostname, whatever the port: a host an
         // application protects under another port is refused, not let by.
         let hostname = original.host.split(':').next().unwrap_or_default();
-        let claimed = state.store.claimed_hosts_named(hostname).await?;
-        if !claimed.is_empty() && !claimed.contains(&original.host) {
+        if state
+            .store
+            .claimed_under_another_port(&original.host, hostname)
+            .await?
+        {
             return Ok(answer(
                 StatusCode::FORBIDDEN,
                 "this host is protected under another address; use that one",

@@ -242,22 +242,28 @@ impl Store {
         }
     }
 
-    /// The hosts (`host[:port]`) applications claim whose name is `hostname`,
-    /// under any port.
+    /// Whether applications claim `hostname` under some port, but not
+    /// `host` (that hostname with the port asked for) itself.
     #[instrument(skip_all)]
-    pub async fn claimed_hosts_named(&self, hostname: &str) -> StoreResult<Vec<String>> {
+    pub async fn claimed_under_another_port(
+        &self,
+        host: &str,
+        hostname: &str,
+    ) -> StoreResult<bool> {
         let with_port = format!("{}:%", escape_like(hostname));
-        let found: Vec<String> = with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT hostname FROM access_host_owners WHERE hostname = $1 \
-                 OR hostname LIKE $2 ESCAPE '\\' LIMIT 100",
-            )
-            .bind(hostname)
-            .bind(&with_port)
-            .fetch_all(pool)
-            .await?
+        let sql = "SELECT \
+                   EXISTS (SELECT 1 FROM access_host_owners WHERE hostname = $1 \
+                           OR hostname LIKE $2 ESCAPE '\\'), \
+                   EXISTS (SELECT 1 FROM access_host_owners WHERE hostname = $3)";
+        let (named, exact): (bool, bool) = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(hostname)
+                .bind(&with_port)
+                .bind(host)
+                .fetch_one(pool)
+                .await?
         });
-        Ok(found)
+        Ok(named && !exact)
     }
 
     /// The application served on `host`: the one claiming the host itself,
