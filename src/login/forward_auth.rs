@@ -28,8 +28,14 @@ use crate::auth::service_token::authenticate_request;
 use crate::domain::Timestamp;
 use crate::domain::app::AccessApp;
 use crate::domain::policy::Decision;
+use crate::store::throttle::{Claim, Limit};
 
 const JWT_HEADER: &str = "cf-access-jwt-assertion";
+/// Failed logins written for one user, application and reason.
+const REFUSAL_RECORDS: Limit = Limit {
+    per_window: 1,
+    window_seconds: 60,
+};
 const EMAIL_HEADER: &str = "cf-access-authenticated-user-email";
 
 /// How the proxy named the request, which decides how a refusal is shaped.
@@ -275,14 +281,25 @@ async fn check(
             Outcome::Admitted(_) => return Ok(passes(Some(token), Some(&claims.email))),
             Outcome::Refused(reason) => reason,
         };
-        let failure = Failure {
-            app: &app,
-            email: &claims.email,
-            reason,
-            ip,
-        };
-        if record_failure(state, failure, false).await.is_err() {
-            tracing::warn!("could not record a refusal at forward-auth");
+        // A refused client may keep asking, once per page and asset: one
+        // failed login per user, application and reason a minute is the
+        // record, not one row per request.
+        let key = format!("forward-auth-refusal:{}:{}:{reason}", app.id, claims.sub);
+        if state
+            .store
+            .claim_throttle(&key, REFUSAL_RECORDS, now)
+            .await?
+            == Claim::Granted
+        {
+            let failure = Failure {
+                app: &app,
+                email: &claims.email,
+                reason,
+                ip,
+            };
+            if record_failure(state, failure, false).await.is_err() {
+                tracing::warn!("could not record a refusal at forward-auth");
+            }
         }
         return Ok(answer(
             StatusCode::FORBIDDEN,
