@@ -28,14 +28,7 @@ impl Email {
         let Some((local, domain)) = raw.rsplit_once('@') else {
             return Err("email must look like name@example.com");
         };
-        let domain_ok = domain.contains('.')
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-            });
-        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+        if local.is_empty() || local.len() > 64 || local.contains('@') || !is_domain_name(domain) {
             return Err("email must look like name@example.com");
         }
         if !is_dot_atom(local) {
@@ -44,9 +37,18 @@ impl Email {
                  and !#$%&'*+-/=?^_`{|}~ only; quoted and escaped forms are not accepted",
             );
         }
+        // UTS 46 maps some letters to several characters (a presentation
+        // form may become a space and a mark), so the comparison form is
+        // checked as well: it must be a domain name and must not change
+        // when folded again, or two spellings could name one user.
+        let key = Self::key_of(raw);
+        let key_domain = key.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        if !is_domain_name(key_domain) || Self::key_of(&key) != key {
+            return Err("the domain after @ must be a domain name in letters, digits and hyphens");
+        }
         Ok(Self {
             given: raw.to_string(),
-            key: Self::key_of(raw),
+            key,
         })
     }
 
@@ -85,6 +87,17 @@ pub fn domain_key(domain: &str) -> String {
     } else {
         domain.trim().to_lowercase()
     }
+}
+
+/// Whether `domain` is dot-separated labels of letters, digits and inner hyphens.
+fn is_domain_name(domain: &str) -> bool {
+    domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
 }
 
 /// Whether `local` is an RFC 5322 dot-atom (with the UTF-8 letters of RFC
@@ -174,6 +187,7 @@ mod tests {
             "ja ne@example.com",
             "jane@exa_mple.com",
             "jane@-x.com",
+            "a@\u{fe72}.aa",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
