@@ -15,6 +15,7 @@ use crate::api::extract::BODY_LIMIT;
 use crate::api::snapshots::ListingSnapshots;
 use crate::config::{CodeLimits, Retention};
 use crate::error::ApiError;
+use crate::gate::Gate;
 use crate::mail::Mailer;
 use crate::store::Store;
 use crate::{api, login, scim};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub code_limits: CodeLimits,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// What access decisions read, held in memory.
+    pub gate: Arc<Gate>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             country_header: None,
             code_limits: CodeLimits::default(),
             trusted_proxies: Arc::from(Vec::new()),
+            gate: Arc::default(),
         }
     }
 }
@@ -59,6 +63,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            settle_decisions,
+        ))
         .layer(middleware::from_fn(request_span))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
@@ -93,6 +101,24 @@ async fn request_span(request: Request, next: Next) -> Response {
     }
     .instrument(span)
     .await
+}
+
+/// After a request that may have changed what access decisions read, the
+/// decision state is brought up to date before the answer goes out, so the
+/// client's next request is decided on what it just wrote.
+async fn settle_decisions(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let reads_only = matches!(*request.method(), Method::GET | Method::HEAD)
+        && !request.uri().path().ends_with("/logout");
+    let response = next.run(request).await;
+    if !reads_only && let Err(err) = state.gate.sync(&state.store).await {
+        // The poll and the staleness bound cover it.
+        tracing::warn!(%err, "cannot read the decision state's version after a write");
+    }
+    response
 }
 
 fn panic_response(cause: Box<dyn Any + Send + 'static>) -> Response {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod gate;
 pub mod key_maintenance;
 pub mod login;
 pub mod mail;
@@ -58,6 +59,8 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     state.country_header = config.country_header.as_deref().map(Into::into);
     state.code_limits = config.code_limits;
     state.trusted_proxies = config.trusted_proxies.clone().into();
+    state.gate.sync(&store).await?;
+    let gate_watchers = gate::watch::spawn(state.gate.clone(), store.clone());
     let app = app::router(state);
     let purger = retention::spawn(store.clone(), config.retention);
     let key_keeper = key_maintenance::spawn(store.clone(), config.retention.purge_interval);
@@ -67,6 +70,9 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     server::serve(listener, app, config.connections, shutdown_signal()).await;
     purger.abort();
     key_keeper.abort();
+    for watcher in gate_watchers {
+        watcher.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -172,6 +172,64 @@ pub enum Rejection {
     WrongAudience,
 }
 
+/// The `kid` of an RS256 token: the key it claims to be signed with.
+pub fn signing_kid(token: &str) -> Result<String, Rejection> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Unverifiable)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(Rejection::Unverifiable);
+    }
+    header.kid.ok_or(Rejection::Unverifiable)
+}
+
+/// The public half of a stored key, parsed once for verifying.
+pub fn decoding_key(stored: &StoredKey) -> Result<DecodingKey, Rejection> {
+    DecodingKey::from_rsa_components(&stored.public_n, &stored.public_e)
+        .map_err(|_| Rejection::Unverifiable)
+}
+
+/// The claims of a token signed by `key` for `issuer`, with every claim
+/// Access sets present. What does not change with time: the caller checks
+/// time and audience with [`check_current`].
+pub fn verify_signature(
+    key: &DecodingKey,
+    token: &str,
+    issuer: &str,
+) -> Result<AppClaims, Rejection> {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<AppClaims>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| Rejection::Unverifiable)
+}
+
+/// Whether a token whose signature holds may be used `now`: its key has
+/// not been retired past the grace period, `nbf <= now <= exp`, and it is
+/// for `audience` when one is given.
+pub fn check_current(
+    claims: &AppClaims,
+    key_retired_at: Option<Timestamp>,
+    now: Timestamp,
+    audience: Option<&str>,
+) -> Result<(), Rejection> {
+    if key_retired_at.is_some_and(|at| now >= at.plus_seconds(RETIRED_KEY_GRACE_SECONDS)) {
+        return Err(Rejection::Unverifiable);
+    }
+    let seconds = now.unix_seconds();
+    if claims.exp < seconds || claims.nbf > seconds {
+        return Err(Rejection::OutOfTime);
+    }
+    if let Some(audience) = audience
+        && !claims.aud.iter().any(|aud| aud == audience)
+    {
+        return Err(Rejection::WrongAudience);
+    }
+    Ok(())
+}
+
 /// Checks signature (RS256 only, by one of our keys), issuer, time and,
 /// when given, audience. Revocation is the caller's next check.
 pub async fn verify(
@@ -180,42 +238,13 @@ pub async fn verify(
     issuer: &str,
     audience: Option<&str>,
 ) -> Result<(AppClaims, String), Rejection> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Unverifiable)?;
-    if header.alg != Algorithm::RS256 {
-        return Err(Rejection::Unverifiable);
-    }
-    let kid = header.kid.ok_or(Rejection::Unverifiable)?;
+    let kid = signing_kid(token)?;
     let stored = store
         .find_signing_key(&kid)
         .await
         .map_err(|_| Rejection::Unverifiable)?
         .ok_or(Rejection::Unverifiable)?;
-    let now = Timestamp::now();
-    if stored
-        .retired_at
-        .is_some_and(|at| now >= at.plus_seconds(RETIRED_KEY_GRACE_SECONDS))
-    {
-        return Err(Rejection::Unverifiable);
-    }
-    let public = jwk(&stored);
-    let decoding = DecodingKey::from_rsa_components(&public.n, &public.e)
-        .map_err(|_| Rejection::Unverifiable)?;
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.leeway = 0;
-    validation.validate_nbf = true;
-    validation.set_issuer(&[issuer]);
-    validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
-    match audience {
-        Some(aud) => validation.set_audience(&[aud]),
-        None => validation.validate_aud = false,
-    }
-    let data = jsonwebtoken::decode::<AppClaims>(token, &decoding, &validation).map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind;
-        match e.kind() {
-            ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => Rejection::OutOfTime,
-            ErrorKind::InvalidAudience => Rejection::WrongAudience,
-            _ => Rejection::Unverifiable,
-        }
-    })?;
-    Ok((data.claims, stored.account_id))
+    let claims = verify_signature(&decoding_key(&stored)?, token, issuer)?;
+    check_current(&claims, stored.retired_at, Timestamp::now(), audience)?;
+    Ok((claims, stored.account_id))
 }

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 
 use crate::app::AppState;
-use crate::domain::access_group;
 use crate::domain::app::AccessApp;
 use crate::domain::policy::{AccessPolicy, Requester, Verdict, denial_reason, evaluate};
 use crate::domain::service_token::ServiceTokenId;
@@ -44,20 +43,13 @@ pub async fn decide(
     subject: &Subject,
     ip: IpAddr,
 ) -> StoreResult<Outcome> {
-    let policies: Vec<AccessPolicy> = state
-        .store
-        .app_policies(app)
-        .await?
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
+    let rules = state.gate.rules(&state.store, app).await?;
     let groups = match &subject.email {
-        Some(email) => {
-            state
-                .store
-                .scim_group_ids_for_email(&app.account_id, email)
-                .await?
-        }
+        Some(email) => state
+            .gate
+            .scim_groups(&state.store, &app.account_id, email)
+            .await?
+            .to_vec(),
         None => Vec::new(),
     };
     let requester = Requester {
@@ -68,22 +60,16 @@ pub async fn decide(
         groups,
         service_token: subject.service_token.clone(),
     };
-    // Access groups the policies name are decided once, all read in one query.
-    let names_groups = policies
-        .iter()
-        .any(|p| access_group::named_ids(&p.rules).next().is_some());
-    let requester = if names_groups {
-        state
-            .store
-            .access_group_book(&app.account_id)
-            .await?
-            .resolve(requester, policies.iter().map(|p| &p.rules))
-    } else {
-        requester
+    // Access groups the policies name are decided once, for the whole set.
+    let requester = match &rules.groups {
+        Some(book) => book.resolve(requester, rules.policies.iter().map(|p| &p.rules)),
+        None => requester,
     };
-    let verdict = evaluate(&policies, &requester);
+    let verdict = evaluate(&rules.policies, &requester);
     Ok(match verdict {
         Verdict::Allowed(policy) | Verdict::Bypassed(policy) => Outcome::Admitted(policy.clone()),
-        Verdict::Denied(_) => Outcome::Refused(denial_reason(&policies, &requester, &verdict)),
+        Verdict::Denied(_) => {
+            Outcome::Refused(denial_reason(&rules.policies, &requester, &verdict))
+        }
     })
 }

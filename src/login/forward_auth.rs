@@ -216,16 +216,16 @@ async fn check(
         return Ok(passes(None, None));
     }
     let Some(app) = state
-        .store
-        .find_app_for_path(&original.host, &original.path)
+        .gate
+        .app_for_path(&state.store, &original.host, &original.path)
         .await?
     else {
         // The proxy routed it here by hostname, whatever the port: a host an
         // application protects under another port is refused, not let by.
         let hostname = original.host.split(':').next().unwrap_or_default();
         if state
-            .store
-            .claimed_under_another_port(&original.host, hostname)
+            .gate
+            .claimed_under_another_port(&state.store, &original.host, hostname)
             .await?
         {
             return Ok(answer(
@@ -269,8 +269,9 @@ async fn check(
     }
 
     if let Some(token) = presented_token(headers)
-        && let Ok((claims, session)) = accept(state, token, Some(&app)).await
+        && let Ok((verified, session)) = accept(state, token, Some(&app)).await
     {
+        let claims = &verified.claims;
         let subject = Subject {
             email: Some(claims.email.clone()),
             idp_id: Some(session.identity.idp.id.clone()),

@@ -2,6 +2,8 @@
 //! on the application's host, read the identity behind a token, sign out,
 //! and fetch the keys that verify tokens.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,10 +14,11 @@ use serde_json::json;
 use super::pages::{Page, error_page};
 use super::{AUTH_COOKIE, LoginError, cookie, scheme};
 use crate::app::AppState;
-use crate::auth::app_token::{self, AppClaims, Rejection};
+use crate::auth::app_token::{self, Rejection};
 use crate::domain::Timestamp;
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::app::AccessApp;
+use crate::gate::VerifiedToken;
 
 /// The request's host as applications name it (see [`super::normal_host`]);
 /// empty when it is no plain `host[:port]`.
@@ -51,26 +54,30 @@ pub enum Refusal {
 
 /// A token that is genuine, current, for `expected` (when given), and whose
 /// session and application have not been revoked since it was issued.
+/// Decided from what the gate holds (see [`crate::gate`]).
 pub async fn accept(
     state: &AppState,
     token: &str,
     expected: Option<&AccessApp>,
-) -> Result<(AppClaims, Session), Refusal> {
-    let (claims, _) = app_token::verify(
-        &state.store,
-        token,
-        &state.public_url,
-        expected.map(|a| a.aud.as_str()),
-    )
-    .await?;
+) -> Result<(Arc<VerifiedToken>, Arc<Session>), Refusal> {
+    let (verified, _) = state
+        .gate
+        .verify(
+            &state.store,
+            token,
+            &state.public_url,
+            expected.map(|a| a.aud.as_str()),
+        )
+        .await?;
+    let claims = &verified.claims;
     // A global token (`type: org`) never opens an application by itself.
     if claims.kind != "app" {
         return Err(Refusal::Token(Rejection::Unverifiable));
     }
     let nonce = SessionNonce::parse(&claims.identity_nonce).ok_or(Refusal::SessionEnded)?;
     let session = state
-        .store
-        .find_session_by_nonce(&nonce)
+        .gate
+        .session(&state.store, &nonce)
         .await
         .map_err(|_| Refusal::Internal)?
         .ok_or(Refusal::SessionEnded)?;
@@ -79,8 +86,8 @@ pub async fn accept(
     }
     for aud in &claims.aud {
         let revocation = state
-            .store
-            .app_revocation_by_aud(aud)
+            .gate
+            .revocation(&state.store, aud)
             .await
             .map_err(|_| Refusal::Internal)?;
         // The application is gone, or revoked its tokens after this one was issued.
@@ -92,7 +99,7 @@ pub async fn accept(
             return Err(Refusal::AppRevoked);
         }
     }
-    Ok((claims, session))
+    Ok((verified, session))
 }
 
 #[derive(Deserialize)]
@@ -112,13 +119,14 @@ pub async fn authorized(
     let host = host_of(&headers);
     let refused = |why: &str| LoginError(error_page(StatusCode::FORBIDDEN, "Sign-in failed", why));
     let app = state
-        .store
-        .find_app_by_host(&host)
+        .gate
+        .app_by_host(&state.store, &host)
         .await?
         .ok_or_else(|| refused("No application is protected at this address."))?;
-    let (claims, _) = accept(&state, &query.token, Some(&app))
+    let (verified, _) = accept(&state, &query.token, Some(&app))
         .await
         .map_err(|e| refused(&format!("The sign-in could not be completed: {e}.")))?;
+    let claims = &verified.claims;
     let same_host = query
         .redirect_url
         .strip_prefix(&format!("{}://{host}", scheme(&state)))
@@ -174,13 +182,13 @@ pub async fn get_identity(State(state): State<AppState>, headers: HeaderMap) -> 
         return unauthorized("no CF_Authorization cookie or Cf-Access-Jwt-Assertion header");
     };
     let host = host_of(&headers);
-    let app = match state.store.find_app_by_host(&host).await {
+    let app = match state.gate.app_by_host(&state.store, &host).await {
         Ok(Some(app)) => app,
         Ok(None) => return unauthorized("no application is protected at this host"),
         Err(err) => return crate::error::ApiError::from(err).into_response(),
     };
     match accept(&state, token, Some(&app)).await {
-        Ok((_, session)) => (StatusCode::OK, Json(session.identity)).into_response(),
+        Ok((_, session)) => (StatusCode::OK, Json(&session.identity)).into_response(),
         Err(refusal) => unauthorized(&refusal.to_string()),
     }
 }

@@ -18,6 +18,40 @@ const RELEASE_UNUSED_HOSTS: &str = "DELETE FROM access_host_owners WHERE account
      WHERE apps.account_id = $1 AND (hosts.host = access_host_owners.hostname \
      OR hosts.host LIKE access_host_owners.hostname || '/%'))";
 
+/// A host, or a host and path, that an application protects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostClaim {
+    /// `host[:port]` or `host[:port]/path`, lowercase.
+    pub claimed: String,
+    pub app_id: String,
+}
+
+impl HostClaim {
+    /// Of the claims on `host`, the one protecting `path`: the longest
+    /// claimed path that is `path` or a whole-segment prefix of it.
+    pub fn for_path<'a>(claims: &'a [HostClaim], host: &str, path: &str) -> Option<&'a HostClaim> {
+        let path = path.to_ascii_lowercase();
+        claims
+            .iter()
+            .filter(|claim| match claim.claimed.strip_prefix(host) {
+                Some("") => true,
+                Some(claimed_path) => path
+                    .strip_prefix(claimed_path)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+                None => false,
+            })
+            .max_by_key(|claim| claim.claimed.len())
+    }
+
+    /// The application a host as a whole stands for: the one claiming the
+    /// host itself, else the one claiming the shortest path below it.
+    pub fn serving_host(claims: &[HostClaim]) -> Option<&HostClaim> {
+        claims
+            .iter()
+            .min_by(|a, b| (a.claimed.len(), &a.claimed).cmp(&(b.claimed.len(), &b.claimed)))
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct AppRow {
     id: String,
@@ -215,6 +249,16 @@ impl Store {
         host: &str,
         path: &str,
     ) -> StoreResult<Option<AccessApp>> {
+        let claims = self.host_claims(host).await?;
+        match HostClaim::for_path(&claims, host, path) {
+            Some(claim) => self.find_app_by_id(&claim.app_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Every claim on `host`: the host itself and paths below it.
+    #[instrument(skip_all)]
+    pub async fn host_claims(&self, host: &str) -> StoreResult<Vec<HostClaim>> {
         let below = format!("{}/%", escape_like(host));
         let claims: Vec<(String, String)> = with_pool!(self, |pool| {
             sqlx::query_as(
@@ -225,21 +269,16 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let path = path.to_ascii_lowercase();
-        let best = claims
+        Ok(claims
             .into_iter()
-            .filter(|(claimed, _)| match claimed.strip_prefix(host) {
-                Some("") => true,
-                Some(claimed_path) => path
-                    .strip_prefix(claimed_path)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
-                None => false,
-            })
-            .max_by_key(|(claimed, _)| claimed.len());
-        match best {
-            Some((_, app_id)) => self.find_app_where("id = $1", &[&app_id]).await,
-            None => Ok(None),
-        }
+            .map(|(claimed, app_id)| HostClaim { claimed, app_id })
+            .collect())
+    }
+
+    /// The application with this id, in any account.
+    #[instrument(skip_all)]
+    pub async fn find_app_by_id(&self, id: &str) -> StoreResult<Option<AccessApp>> {
+        self.find_app_where("id = $1", &[id]).await
     }
 
     /// Whether applications claim `hostname` under some port, but not
@@ -270,13 +309,11 @@ impl Store {
     /// else the one claiming the shortest path below it.
     #[instrument(skip_all)]
     pub async fn find_app_by_host(&self, host: &str) -> StoreResult<Option<AccessApp>> {
-        let below = format!("{}/%", escape_like(host));
-        self.find_app_where(
-            "id = (SELECT app_id FROM access_app_hosts WHERE host = $1 OR host LIKE $2 ESCAPE '\\' \
-             ORDER BY length(host), host LIMIT 1)",
-            &[host, &below],
-        )
-        .await
+        let claims = self.host_claims(host).await?;
+        match HostClaim::serving_host(&claims) {
+            Some(claim) => self.find_app_by_id(&claim.app_id).await,
+            None => Ok(None),
+        }
     }
 
     #[instrument(skip_all)]

@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod activity;
 pub mod admin;
 pub mod apps;
+pub mod gate;
 mod idp_secrets;
 pub mod idps;
 pub mod keys;

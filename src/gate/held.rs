@@ -1,0 +1,118 @@
+//! The maps a [`super::Gate`] keeps: bounded, and all forgotten at once.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use jsonwebtoken::DecodingKey;
+
+use crate::auth::app_token::AppClaims;
+use crate::domain::Timestamp;
+use crate::domain::access_group::GroupBook;
+use crate::domain::activity::{Session, SessionNonce};
+use crate::domain::app::AccessApp;
+use crate::domain::policy::AccessPolicy;
+use crate::store::apps::HostClaim;
+
+/// A map that holds at most `cap` entries. When full it starts over
+/// rather than tracking use: what is still wanted is read again once,
+/// and no request pattern can make it grow.
+pub struct Bounded<K, V> {
+    entries: HashMap<K, V>,
+    cap: usize,
+}
+
+impl<K: Hash + Eq, V: Clone> Bounded<K, V> {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            cap,
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.entries.get(key).cloned()
+    }
+
+    pub fn insert(&mut self, key: K, value: V) {
+        if self.entries.len() >= self.cap && !self.entries.contains_key(&key) {
+            self.entries.clear();
+        }
+        self.entries.insert(key, value);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// A signing key as verification needs it.
+pub struct HeldKey {
+    pub account_id: String,
+    pub retired_at: Option<Timestamp>,
+    pub decoding: DecodingKey,
+}
+
+/// The policies of an application, in order, and the Access groups of its
+/// account when a policy names one.
+pub struct AppRules {
+    pub policies: Vec<AccessPolicy>,
+    pub groups: Option<GroupBook>,
+}
+
+/// A token whose signature and issuer were checked once; time, key
+/// retirement, audience and revocation are checked on every use.
+pub struct VerifiedToken {
+    pub claims: AppClaims,
+    pub kid: String,
+}
+
+/// Everything held, and the generation it belongs to: a value read from
+/// the database under one generation is never kept under the next.
+pub struct Held {
+    pub generation: u64,
+    pub keys: Bounded<String, Option<Arc<HeldKey>>>,
+    pub host_claims: Bounded<String, Arc<Vec<HostClaim>>>,
+    pub other_port: Bounded<String, bool>,
+    pub apps: Bounded<String, Option<Arc<AccessApp>>>,
+    pub rules: Bounded<String, Arc<AppRules>>,
+    pub revocations: Bounded<String, Option<Option<Timestamp>>>,
+    pub sessions: Bounded<SessionNonce, Option<Arc<Session>>>,
+    pub scim_groups: Bounded<(String, String), Arc<Vec<String>>>,
+    pub tokens: Bounded<[u8; 32], Arc<VerifiedToken>>,
+}
+
+impl Held {
+    pub fn new(generation: u64) -> Self {
+        Self {
+            generation,
+            keys: Bounded::new(1_000),
+            host_claims: Bounded::new(10_000),
+            other_port: Bounded::new(10_000),
+            apps: Bounded::new(10_000),
+            rules: Bounded::new(10_000),
+            revocations: Bounded::new(10_000),
+            sessions: Bounded::new(50_000),
+            scim_groups: Bounded::new(50_000),
+            tokens: Bounded::new(50_000),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_map_starts_over_instead_of_growing() {
+        let mut map = Bounded::new(3);
+        for key in 0..3 {
+            map.insert(key, key);
+        }
+        map.insert(1, 10);
+        assert_eq!((map.len(), map.get(&1)), (3, Some(10)));
+        map.insert(7, 7);
+        assert_eq!((map.len(), map.get(&0), map.get(&7)), (1, None, Some(7)));
+    }
+}

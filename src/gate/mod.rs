@@ -1,0 +1,285 @@
+//! What access decisions read, held in memory: signing keys by `kid`,
+//! verified tokens, applications by host, their policies and the Access
+//! groups those name, revocations, sessions and SCIM group memberships.
+//!
+//! A decision then needs no database round trip once its inputs have
+//! been read. Each write to those inputs counts up a version in the same
+//! transaction (`store::gate`); every process checks the version four
+//! times a second, PostgreSQL also notifies listeners at once, and a
+//! process that handled a write checks before it answers. When the version
+//! moved, everything held is forgotten. If the version cannot be read for
+//! [`MAX_STALENESS`], nothing held is used until it can.
+
+mod held;
+pub mod watch;
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::auth::app_token::{self, Rejection};
+use crate::domain::access_group;
+use crate::domain::activity::{Session, SessionNonce};
+use crate::domain::app::AccessApp;
+use crate::domain::{AccountId, Timestamp};
+use crate::store::apps::HostClaim;
+use crate::store::{Store, StoreResult};
+pub use held::{AppRules, HeldKey, VerifiedToken};
+use held::{Bounded, Held};
+
+/// The longest a held value is used without a confirmed version check.
+pub const MAX_STALENESS: Duration = Duration::from_secs(1);
+
+pub struct Gate {
+    held: Mutex<Held>,
+    /// The version last read, and when the read began.
+    seen: Mutex<Option<(i64, Instant)>>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            held: Mutex::new(Held::new(0)),
+            seen: Mutex::new(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Gate {
+    /// Reads the version and forgets everything held if it moved.
+    pub async fn sync(&self, store: &Store) -> StoreResult<()> {
+        let began = Instant::now();
+        let version = store.gate_version().await?;
+        let moved = {
+            let mut seen = lock(&self.seen);
+            let moved = seen.is_none_or(|(last, _)| last != version);
+            *seen = Some((version, began));
+            moved
+        };
+        if moved {
+            self.forget();
+        }
+        Ok(())
+    }
+
+    /// Drops everything held; reads under the old generation are not kept.
+    pub fn forget(&self) {
+        let mut held = lock(&self.held);
+        *held = Held::new(held.generation + 1);
+    }
+
+    fn trusted(&self) -> bool {
+        lock(&self.seen).is_some_and(|(_, at)| at.elapsed() < MAX_STALENESS)
+    }
+
+    /// The held value of `key` in `table`, else what `load` reads, kept if
+    /// nothing changed meanwhile and `keep` says it may be.
+    async fn through<K, V, E, F>(
+        &self,
+        table: fn(&mut Held) -> &mut Bounded<K, V>,
+        key: K,
+        load: F,
+        keep: fn(&V) -> bool,
+    ) -> Result<V, E>
+    where
+        K: Hash + Eq,
+        V: Clone,
+        F: Future<Output = Result<V, E>>,
+    {
+        let trusted = self.trusted();
+        let generation = {
+            let mut held = lock(&self.held);
+            if trusted && let Some(value) = table(&mut held).get(&key) {
+                return Ok(value);
+            }
+            held.generation
+        };
+        let value = load.await?;
+        let mut held = lock(&self.held);
+        if trusted && held.generation == generation && keep(&value) {
+            table(&mut held).insert(key, value.clone());
+        }
+        Ok(value)
+    }
+
+    pub async fn key(&self, store: &Store, kid: &str) -> StoreResult<Option<Arc<HeldKey>>> {
+        let load = async {
+            let Some(stored) = store.find_signing_key(kid).await? else {
+                return Ok(None);
+            };
+            Ok(app_token::decoding_key(&stored).ok().map(|decoding| {
+                Arc::new(HeldKey {
+                    account_id: stored.account_id,
+                    retired_at: stored.retired_at,
+                    decoding,
+                })
+            }))
+        };
+        self.through(|h| &mut h.keys, kid.to_string(), load, |_| true)
+            .await
+    }
+
+    /// A token signed by one of our keys for `issuer`, usable now, for
+    /// `audience` when given. Revocation is the caller's next check.
+    pub async fn verify(
+        &self,
+        store: &Store,
+        token: &str,
+        issuer: &str,
+        audience: Option<&str>,
+    ) -> Result<(Arc<VerifiedToken>, Arc<HeldKey>), Rejection> {
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(issuer)
+            .chain_update([0])
+            .chain_update(token)
+            .finalize()
+            .into();
+        let key_of = |kid: String| async move {
+            self.key(store, &kid)
+                .await
+                .map_err(|_| Rejection::Unverifiable)?
+                .ok_or(Rejection::Unverifiable)
+        };
+        let load = async {
+            let kid = app_token::signing_kid(token)?;
+            let key = key_of(kid.clone()).await?;
+            let claims = app_token::verify_signature(&key.decoding, token, issuer)?;
+            Ok(Arc::new(VerifiedToken { claims, kid }))
+        };
+        let verified = self
+            .through(|h| &mut h.tokens, digest, load, |_| true)
+            .await?;
+        let key = key_of(verified.kid.clone()).await?;
+        app_token::check_current(&verified.claims, key.retired_at, Timestamp::now(), audience)?;
+        Ok((verified, key))
+    }
+
+    async fn host_claims(&self, store: &Store, host: &str) -> StoreResult<Arc<Vec<HostClaim>>> {
+        let load = async { store.host_claims(host).await.map(Arc::new) };
+        self.through(|h| &mut h.host_claims, host.to_string(), load, |_| true)
+            .await
+    }
+
+    pub async fn app(&self, store: &Store, id: &str) -> StoreResult<Option<Arc<AccessApp>>> {
+        let load = async { Ok(store.find_app_by_id(id).await?.map(Arc::new)) };
+        self.through(|h| &mut h.apps, id.to_string(), load, |_| true)
+            .await
+    }
+
+    /// The application protecting `path` on `host` (see [`HostClaim::for_path`]).
+    pub async fn app_for_path(
+        &self,
+        store: &Store,
+        host: &str,
+        path: &str,
+    ) -> StoreResult<Option<Arc<AccessApp>>> {
+        let claims = self.host_claims(store, host).await?;
+        match HostClaim::for_path(&claims, host, path) {
+            Some(claim) => self.app(store, &claim.app_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The application `host` as a whole stands for (see [`HostClaim::serving_host`]).
+    pub async fn app_by_host(
+        &self,
+        store: &Store,
+        host: &str,
+    ) -> StoreResult<Option<Arc<AccessApp>>> {
+        let claims = self.host_claims(store, host).await?;
+        match HostClaim::serving_host(&claims) {
+            Some(claim) => self.app(store, &claim.app_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Whether applications protect `hostname` under another port than `host`'s.
+    pub async fn claimed_under_another_port(
+        &self,
+        store: &Store,
+        host: &str,
+        hostname: &str,
+    ) -> StoreResult<bool> {
+        let load = store.claimed_under_another_port(host, hostname);
+        self.through(|h| &mut h.other_port, host.to_string(), load, |_| true)
+            .await
+    }
+
+    /// The application's policies in order, with the Access groups they name.
+    pub async fn rules(&self, store: &Store, app: &AccessApp) -> StoreResult<Arc<AppRules>> {
+        let load = async {
+            let policies: Vec<_> = store
+                .app_policies(app)
+                .await?
+                .into_iter()
+                .map(|(policy, _)| policy)
+                .collect();
+            let names_groups = policies
+                .iter()
+                .any(|p| access_group::named_ids(&p.rules).next().is_some());
+            let groups = if names_groups {
+                Some(store.access_group_book(&app.account_id).await?)
+            } else {
+                None
+            };
+            Ok(Arc::new(AppRules { policies, groups }))
+        };
+        self.through(|h| &mut h.rules, app.id.to_string(), load, |_| true)
+            .await
+    }
+
+    /// When the application with `aud` last revoked its tokens: `None` when
+    /// no application has that audience, `Some(None)` when it never did.
+    pub async fn revocation(
+        &self,
+        store: &Store,
+        aud: &str,
+    ) -> StoreResult<Option<Option<Timestamp>>> {
+        let load = store.app_revocation_by_aud(aud);
+        self.through(|h| &mut h.revocations, aud.to_string(), load, |_| true)
+            .await
+    }
+
+    /// The session behind a token. An unknown nonce is not held: the
+    /// session may be written a moment later.
+    pub async fn session(
+        &self,
+        store: &Store,
+        nonce: &SessionNonce,
+    ) -> StoreResult<Option<Arc<Session>>> {
+        let load = async { Ok(store.find_session_by_nonce(nonce).await?.map(Arc::new)) };
+        self.through(|h| &mut h.sessions, nonce.clone(), load, Option::is_some)
+            .await
+    }
+
+    /// The SCIM groups an active, provisioned user with `email` belongs to.
+    pub async fn scim_groups(
+        &self,
+        store: &Store,
+        account: &AccountId,
+        email: &str,
+    ) -> StoreResult<Arc<Vec<String>>> {
+        let load = async {
+            store
+                .scim_group_ids_for_email(account, email)
+                .await
+                .map(Arc::new)
+        };
+        let key = (account.to_string(), email.to_lowercase());
+        self.through(|h| &mut h.scim_groups, key, load, |_| true)
+            .await
+    }
+}
