@@ -20,8 +20,27 @@ use crate::mail::Mailer;
 use crate::store::Store;
 use crate::{api, login, scim};
 
+/// What every handler reaches. Cloned for each request and layer, so it
+/// is one shared allocation: a clone costs one reference count.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+#[derive(Debug)]
+pub struct Shared {
     pub store: Store,
     /// Where users and identity providers reach this server, without a trailing slash.
     pub public_url: Arc<str>,
@@ -37,7 +56,7 @@ pub struct AppState {
     pub gate: Arc<Gate>,
 }
 
-impl AppState {
+impl Shared {
     pub fn new(store: Store, public_url: &str, retention: Retention, mailer: Mailer) -> Self {
         Self {
             store,

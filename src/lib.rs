@@ -55,10 +55,11 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         config.mail.outbox.clone(),
         &config.mail.mail_from,
     )?;
-    let mut state = AppState::new(store.clone(), &public_url, config.retention, mailer);
+    let mut state = app::Shared::new(store.clone(), &public_url, config.retention, mailer);
     state.country_header = config.country_header.as_deref().map(Into::into);
     state.code_limits = config.code_limits;
     state.trusted_proxies = config.trusted_proxies.clone().into();
+    let state = AppState::from(state);
     state.gate.sync(&store).await?;
     let gate_watchers = gate::watch::spawn(state.gate.clone(), store.clone());
     let app = app::router(state);

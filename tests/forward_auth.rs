@@ -14,6 +14,7 @@ crate::on_each_backend!(
     addresses_come_from_trusted_proxies_only,
     bypass_and_service_auth_policies_need_no_person,
     a_revoke_through_one_process_is_refused_by_another,
+    policy_changes_and_logouts_reach_another_process_within_a_second,
     every_refusal_is_recorded_with_its_reason,
 );
 
@@ -422,14 +423,7 @@ async fn bypass_and_service_auth_policies_need_no_person(db: TestDb) {
 /// other at once (each decision reads the session state it shares).
 async fn a_revoke_through_one_process_is_refused_by_another(db: TestDb) {
     let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
-    let other = crate::common::Server::start_with(
-        &db,
-        &[
-            ("ACCESSD_ADMIN_TOKEN", ADMIN_TOKEN),
-            ("ACCESSD_PUBLIC_URL", bed.server.base.as_str()),
-        ],
-    )
-    .await;
+    let other = second_process(&bed, &db).await;
     let token = bed.sign_in("shared@example.com").await.app_token();
     let url = format!("http://{}/", bed.host);
     let cookie = format!("CF_Authorization={token}");
@@ -445,20 +439,91 @@ async fn a_revoke_through_one_process_is_refused_by_another(db: TestDb) {
         )
         .await;
     assert_eq!(revoked.result(), &json!(true));
+    answers_within_a_second(&other.base, &url, &cookie, StatusCode::UNAUTHORIZED).await;
+}
+
+/// Another accessd process on the same database.
+async fn second_process(bed: &LoginBed, db: &TestDb) -> crate::common::Server {
+    crate::common::Server::start_with(
+        db,
+        &[
+            ("ACCESSD_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("ACCESSD_PUBLIC_URL", bed.server.base.as_str()),
+        ],
+    )
+    .await
+}
+
+/// Asks the process at `base` until it answers `expected`, for at most a second.
+async fn answers_within_a_second(base: &str, url: &str, cookie: &str, expected: StatusCode) {
     let started = std::time::Instant::now();
     loop {
-        let status = ask_at(&other.base, "nginx", &url, &[("cookie", &cookie)])
+        let status = ask_at(base, "nginx", url, &[("cookie", cookie)])
             .await
             .status;
-        if status == StatusCode::UNAUTHORIZED {
-            break;
+        if status == expected {
+            return;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(1),
-            "process B still let the revoked token pass after a second"
+            "still {status}, not {expected}, a second after the change"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Each process holds what its decisions read; a change made through one
+/// reaches the other's decisions within a second, in both directions.
+async fn policy_changes_and_logouts_reach_another_process_within_a_second(db: TestDb) {
+    let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
+    let other = second_process(&bed, &db).await;
+    let token = bed.sign_in("held@example.com").await.app_token();
+    let url = format!("http://{}/", bed.host);
+    let cookie = format!("CF_Authorization={token}");
+    // Both processes have decided once, so both hold the inputs.
+    for base in [&bed.server.base, &other.base] {
+        let asked = ask_at(base, "nginx", &url, &[("cookie", &cookie)]).await;
+        assert_eq!(asked.status, StatusCode::OK);
+    }
+
+    let policies = format!("/accounts/{}/access/policies", bed.account);
+    let policy = bed.server.get(&policies, ADMIN_TOKEN).await.result()[0].clone();
+    let policy_path = format!("{policies}/{}", policy["id"].as_str().unwrap_or_default());
+    let set_rule =
+        |rule: Value| json!({"name": policy["name"], "decision": "allow", "include": [rule]});
+    let narrowed = bed
+        .server
+        .put(
+            &policy_path,
+            ADMIN_TOKEN,
+            set_rule(json!({"email": {"email": "x@example.com"}})),
+        )
+        .await;
+    assert_eq!(narrowed.status, StatusCode::OK, "{}", narrowed.body);
+    // The writing process decides on its write at once.
+    let here = ask_at(&bed.server.base, "nginx", &url, &[("cookie", &cookie)]).await;
+    assert_eq!(here.status, StatusCode::FORBIDDEN);
+    answers_within_a_second(&other.base, &url, &cookie, StatusCode::FORBIDDEN).await;
+
+    // Widened again through the other process.
+    let widened = other
+        .put(&policy_path, ADMIN_TOKEN, set_rule(json!({"everyone": {}})))
+        .await;
+    assert_eq!(widened.status, StatusCode::OK, "{}", widened.body);
+    answers_within_a_second(&bed.server.base, &url, &cookie, StatusCode::OK).await;
+
+    // Signing out on one process ends the session on the other.
+    let client = reqwest::Client::new();
+    let logout = client
+        .get(format!("{}/cdn-cgi/access/logout", other.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(logout.status(), StatusCode::OK);
+    let there = ask_at(&other.base, "nginx", &url, &[("cookie", &cookie)]).await;
+    assert_eq!(there.status, StatusCode::UNAUTHORIZED);
+    answers_within_a_second(&bed.server.base, &url, &cookie, StatusCode::UNAUTHORIZED).await;
 }
 
 /// A refusal at sign-in by any rule is a failed login naming why.

@@ -15,6 +15,7 @@ pub mod watch;
 
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,9 @@ pub struct Gate {
     held: Mutex<Held>,
     /// The version last read, and when the read began.
     seen: Mutex<Option<(i64, Instant)>>,
+    /// Whether held values may be used: the version was read less than
+    /// [`MAX_STALENESS`] ago (kept by [`Gate::sync`] and [`Gate::expire`]).
+    trusted: AtomicBool,
 }
 
 impl Default for Gate {
@@ -44,6 +48,7 @@ impl Default for Gate {
         Self {
             held: Mutex::new(Held::new(0)),
             seen: Mutex::new(None),
+            trusted: AtomicBool::new(false),
         }
     }
 }
@@ -72,7 +77,17 @@ impl Gate {
         if moved {
             self.forget();
         }
+        self.trusted.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Stops using held values once the version has gone unread for
+    /// [`MAX_STALENESS`]; called often by the watcher, whatever the database does.
+    pub fn expire(&self) {
+        let fresh = lock(&self.seen).is_some_and(|(_, at)| at.elapsed() < MAX_STALENESS);
+        if !fresh {
+            self.trusted.store(false, Ordering::Release);
+        }
     }
 
     /// Drops everything held; reads under the old generation are not kept.
@@ -82,7 +97,7 @@ impl Gate {
     }
 
     fn trusted(&self) -> bool {
-        lock(&self.seen).is_some_and(|(_, at)| at.elapsed() < MAX_STALENESS)
+        self.trusted.load(Ordering::Acquire)
     }
 
     /// The held value of `key` in `table`, else what `load` reads, kept if
@@ -281,5 +296,87 @@ impl Gate {
         let key = (account.to_string(), email.to_lowercase());
         self.through(|h| &mut h.scim_groups, key, load, |_| true)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::store::StoreError;
+
+    async fn loads(counter: &AtomicUsize) -> StoreResult<bool> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    async fn ask(gate: &Gate, counter: &AtomicUsize) {
+        let answer = gate
+            .through(
+                |h| &mut h.other_port,
+                "host".to_string(),
+                loads(counter),
+                |_| true,
+            )
+            .await;
+        assert!(matches!(answer, Ok(true)));
+    }
+
+    #[tokio::test]
+    async fn values_are_held_only_while_the_version_is_fresh() {
+        let gate = Gate::default();
+        let counter = AtomicUsize::new(0);
+        ask(&gate, &counter).await;
+        ask(&gate, &counter).await;
+        assert_eq!(
+            counter.load(Ordering::SeqCst),
+            2,
+            "nothing is held before a sync"
+        );
+
+        gate.trusted.store(true, Ordering::SeqCst);
+        ask(&gate, &counter).await;
+        ask(&gate, &counter).await;
+        assert_eq!(counter.load(Ordering::SeqCst), 3, "held after one read");
+
+        gate.forget();
+        ask(&gate, &counter).await;
+        assert_eq!(
+            counter.load(Ordering::SeqCst),
+            4,
+            "read again after a change"
+        );
+
+        // The version has not been read lately: straight to the database.
+        gate.expire();
+        ask(&gate, &counter).await;
+        assert_eq!(counter.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_a_change_overtook_is_not_kept() {
+        let gate = Gate::default();
+        gate.trusted.store(true, Ordering::SeqCst);
+        let (changed, change_seen) = tokio::sync::oneshot::channel::<()>();
+        let slow_read = async {
+            // The change commits while this read is on its way.
+            let _ = change_seen.await;
+            Ok::<_, StoreError>(true)
+        };
+        let reading = gate.through(
+            |h| &mut h.other_port,
+            "host".to_string(),
+            slow_read,
+            |_| true,
+        );
+        let changing = async {
+            gate.forget();
+            let _ = changed.send(());
+        };
+        let (answer, ()) = tokio::join!(reading, changing);
+        assert!(matches!(answer, Ok(true)));
+        let held = lock(&gate.held).other_port.get(&"host".to_string());
+        assert_eq!(held, None);
     }
 }

@@ -28,7 +28,18 @@ pub fn spawn(gate: Arc<Gate>, store: Store) -> Vec<JoinHandle<()>> {
             }
         })
     };
-    vec![poller, tokio::spawn(listen(gate, store))]
+    // Apart from the poller, which may wait on the database for long.
+    let watchdog = {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(POLL_INTERVAL / 2);
+            loop {
+                ticks.tick().await;
+                gate.expire();
+            }
+        })
+    };
+    vec![poller, watchdog, tokio::spawn(listen(gate, store))]
 }
 
 async fn listen(gate: Arc<Gate>, store: Store) {
