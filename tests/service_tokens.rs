@@ -9,6 +9,7 @@ use accessd::domain::service_token::{
     NewServiceToken, Refusal, ServiceTokenId, StoredServiceToken,
 };
 use accessd::domain::{AccountId, AppId, Timestamp};
+use accessd::gate::Gate;
 use accessd::store::Store;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -67,7 +68,7 @@ async fn check(
     headers: &HeaderMap,
     now: Timestamp,
 ) -> Result<Option<accessd::domain::service_token::ServiceToken>, Refusal> {
-    authenticate_request(store, account, headers, None, now)
+    authenticate_request(&Gate::default(), store, account, headers, None, now)
         .await
         .unwrap_or_else(|e| panic!("store: {e}"))
 }

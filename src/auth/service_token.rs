@@ -5,6 +5,7 @@ use axum::http::HeaderMap;
 
 use crate::domain::service_token::{self, Credentials, Refusal, ServiceToken};
 use crate::domain::{AccountId, Timestamp};
+use crate::gate::Gate;
 use crate::store::{Store, StoreResult};
 
 /// The credentials `headers` present (see
@@ -22,7 +23,10 @@ pub fn presented_credentials(
 
 /// The service token a request presents for `account`: `Ok(None)` when it
 /// presents none, the refusal when it presents one that does not open.
+/// Tokens are read through the gate; a use is written back at most once
+/// per resolution interval.
 pub async fn authenticate_request(
+    gate: &Gate,
     store: &Store,
     account: &AccountId,
     headers: &HeaderMap,
@@ -34,8 +38,15 @@ pub async fn authenticate_request(
         Ok(None) => return Ok(Ok(None)),
         Err(refusal) => return Ok(Err(refusal)),
     };
-    Ok(store
-        .authenticate_service_token(account, &presented, now)
+    let Some(stored) = gate
+        .service_token(store, account, &presented.client_id)
         .await?
-        .map(Some))
+    else {
+        return Ok(Err(Refusal::UnknownClientId));
+    };
+    if let Err(refusal) = stored.verify(&presented, now) {
+        return Ok(Err(refusal));
+    }
+    gate.service_token_seen(store, &stored, now).await?;
+    Ok(Ok(Some(stored.token.clone())))
 }

@@ -12,6 +12,7 @@ use crate::domain::access_group::GroupBook;
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::app::AccessApp;
 use crate::domain::policy::AccessPolicy;
+use crate::domain::service_token::StoredServiceToken;
 use crate::store::apps::HostClaim;
 
 /// A map that holds at most `cap` entries. When full it starts over
@@ -81,6 +82,12 @@ pub struct Held {
     pub sessions: Bounded<SessionNonce, Option<Arc<Session>>>,
     pub scim_groups: Bounded<(String, String), Arc<Vec<String>>>,
     pub tokens: Bounded<[u8; 32], Arc<VerifiedToken>>,
+    pub service_tokens: Bounded<(String, String), Option<Arc<StoredServiceToken>>>,
+    /// Tokens minted for service tokens, by application, service token
+    /// and policy, with the time until which they are handed out again.
+    pub minted: Bounded<(String, String, String), (Arc<str>, Timestamp)>,
+    /// When each service token's use was last written back.
+    pub service_tokens_seen: Bounded<String, Timestamp>,
 }
 
 impl Held {
@@ -96,6 +103,9 @@ impl Held {
             sessions: Bounded::new(50_000),
             scim_groups: Bounded::new(50_000),
             tokens: Bounded::new(50_000),
+            service_tokens: Bounded::new(10_000),
+            service_tokens_seen: Bounded::new(10_000),
+            minted: Bounded::new(10_000),
         }
     }
 }

@@ -25,8 +25,10 @@ use crate::auth::app_token::{self, Rejection};
 use crate::domain::access_group;
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::app::AccessApp;
+use crate::domain::service_token::StoredServiceToken;
 use crate::domain::{AccountId, Timestamp};
 use crate::store::apps::HostClaim;
+use crate::store::service_tokens::LAST_SEEN_RESOLUTION_SECONDS;
 use crate::store::{Store, StoreResult};
 pub use held::{AppRules, HeldKey, VerifiedToken};
 use held::{Bounded, Held};
@@ -278,6 +280,76 @@ impl Gate {
         let load = async { Ok(store.find_session_by_nonce(nonce).await?.map(Arc::new)) };
         self.through(|h| &mut h.sessions, nonce.clone(), load, Option::is_some)
             .await
+    }
+
+    /// The service token of `account` with this Client ID.
+    pub async fn service_token(
+        &self,
+        store: &Store,
+        account: &AccountId,
+        client_id: &str,
+    ) -> StoreResult<Option<Arc<StoredServiceToken>>> {
+        let load = async {
+            let found = store
+                .find_service_token_by_client_id(account, client_id)
+                .await?;
+            Ok(found.map(Arc::new))
+        };
+        let key = (account.to_string(), client_id.to_string());
+        self.through(|h| &mut h.service_tokens, key, load, |_| true)
+            .await
+    }
+
+    /// Writes back that a service token was used, at most once per
+    /// [`LAST_SEEN_RESOLUTION_SECONDS`] per token and process.
+    pub async fn service_token_seen(
+        &self,
+        store: &Store,
+        token: &StoredServiceToken,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let id = token.token.id.to_string();
+        let last = lock(&self.held)
+            .service_tokens_seen
+            .get(&id)
+            .or(token.token.last_seen_at);
+        if last.is_some_and(|at| now < at.plus_seconds(LAST_SEEN_RESOLUTION_SECONDS)) {
+            return Ok(());
+        }
+        lock(&self.held).service_tokens_seen.insert(id, now);
+        store.mark_service_token_seen(&token.token.id, now).await
+    }
+
+    /// A token minted by `mint` for this (application, service token,
+    /// policy), handed out again until `reuse_until` passes: signing costs
+    /// far more than a decision, and the token stays valid well past that.
+    pub async fn minted<F>(
+        &self,
+        key: (String, String, String),
+        now: Timestamp,
+        mint: F,
+    ) -> StoreResult<Arc<str>>
+    where
+        F: Future<Output = StoreResult<(String, Timestamp)>>,
+    {
+        let trusted = self.trusted();
+        let generation = {
+            let held = lock(&self.held);
+            if trusted
+                && let Some((token, reuse_until)) = held.minted.get(&key)
+                && now < reuse_until
+            {
+                return Ok(token);
+            }
+            held.generation
+        };
+        let (token, reuse_until) = mint.await?;
+        let token: Arc<str> = Arc::from(token);
+        let mut held = lock(&self.held);
+        if trusted && held.generation == generation {
+            held.minted.insert(key, (token.clone(), reuse_until));
+        }
+        Ok(token)
     }
 
     /// The SCIM groups an active, provisioned user with `email` belongs to.

@@ -11,6 +11,7 @@
 //! navigation and 401 otherwise. A policy refusal is 403.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -28,6 +29,7 @@ use crate::auth::service_token::authenticate_request;
 use crate::domain::Timestamp;
 use crate::domain::app::AccessApp;
 use crate::domain::policy::Decision;
+use crate::domain::service_token::ServiceToken;
 use crate::store::throttle::{Claim, Limit};
 
 const JWT_HEADER: &str = "cf-access-jwt-assertion";
@@ -156,29 +158,41 @@ fn passes(token: Option<&str>, email: Option<&str>) -> Response {
 /// The token an upstream receives for a request a service token made: as
 /// Cloudflare's, `common_name` is the Client ID and `sub` is empty, so the
 /// upstream can verify it like any other against `/cdn-cgi/access/certs`.
+/// One is minted per half of its lifetime and handed out meanwhile.
 async fn service_token_jwt(
     state: &AppState,
     app: &AccessApp,
     policy: &crate::domain::policy::AccessPolicy,
-    client_id: &str,
-) -> Result<String, crate::error::ApiError> {
+    token: &ServiceToken,
+) -> Result<Arc<str>, crate::error::ApiError> {
     let now = Timestamp::now();
     let lifetime = super::complete::app_token_seconds(app, policy);
-    let claims = AppClaims {
-        aud: vec![app.aud.clone()],
-        email: String::new(),
-        exp: now.plus_seconds(lifetime).unix_seconds(),
-        iat: now.unix_seconds(),
-        nbf: now.unix_seconds(),
-        iss: state.public_url.to_string(),
-        kind: "app".to_string(),
-        identity_nonce: String::new(),
-        sub: String::new(),
-        country: String::new(),
-        common_name: Some(client_id.to_string()),
+    let mint = async {
+        let claims = AppClaims {
+            aud: vec![app.aud.clone()],
+            email: String::new(),
+            exp: now.plus_seconds(lifetime).unix_seconds(),
+            iat: now.unix_seconds(),
+            nbf: now.unix_seconds(),
+            iss: state.public_url.to_string(),
+            kind: "app".to_string(),
+            identity_nonce: String::new(),
+            sub: String::new(),
+            country: String::new(),
+            common_name: Some(token.client_id.clone()),
+        };
+        let key = app_token::signing_key(&state.store, &app.account_id).await?;
+        Ok((
+            app_token::mint(&key, &claims)?,
+            now.plus_seconds(lifetime / 2),
+        ))
     };
-    let key = app_token::signing_key(&state.store, &app.account_id).await?;
-    Ok(app_token::mint(&key, &claims)?)
+    let key = (
+        app.id.to_string(),
+        token.id.to_string(),
+        policy.id.to_string(),
+    );
+    Ok(state.gate.minted(key, now, mint).await?)
 }
 
 /// The application token a request carries, in the order a proxy sees them.
@@ -240,7 +254,16 @@ async fn check(
     let country = client_country(state, headers);
     let now = Timestamp::now();
 
-    match authenticate_request(&state.store, &app.account_id, headers, None, now).await? {
+    match authenticate_request(
+        &state.gate,
+        &state.store,
+        &app.account_id,
+        headers,
+        None,
+        now,
+    )
+    .await?
+    {
         Err(refusal) => {
             tracing::info!(?refusal, app = %app.id, "service token refused at forward-auth");
             return Ok(answer(
@@ -250,13 +273,13 @@ async fn check(
         }
         Ok(Some(token)) => {
             let subject = Subject {
-                service_token: Some(token.id),
+                service_token: Some(token.id.clone()),
                 country,
                 ..Subject::default()
             };
             return Ok(match decide(state, &app, &subject, ip).await? {
                 Outcome::Admitted(policy) => {
-                    let jwt = service_token_jwt(state, &app, &policy, &token.client_id).await?;
+                    let jwt = service_token_jwt(state, &app, &policy, &token).await?;
                     passes(Some(&jwt), None)
                 }
                 Outcome::Refused(reason) => {

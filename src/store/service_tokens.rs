@@ -7,9 +7,7 @@ use tracing::instrument;
 
 use super::{Bind, Page, PageRequest, Store, StoreResult, corrupt, like_pattern, with_pool};
 use crate::domain::secret::SecretHash;
-use crate::domain::service_token::{
-    Credentials, Refusal, ServiceToken, ServiceTokenId, StoredServiceToken,
-};
+use crate::domain::service_token::{ServiceToken, ServiceTokenId, StoredServiceToken};
 use crate::domain::{AccountId, Timestamp};
 
 #[derive(sqlx::FromRow)]
@@ -77,7 +75,7 @@ const COLUMNS: &str = "id, account_id, name, client_id, duration, enabled, expir
 
 /// How often `last_seen_at` is written back: a token used many times a
 /// second costs one write per interval, not one per request.
-const LAST_SEEN_RESOLUTION_SECONDS: i64 = 30;
+pub const LAST_SEEN_RESOLUTION_SECONDS: i64 = 30;
 
 /// The filters of `GET /access/service_tokens`.
 #[derive(Debug, Default, Clone)]
@@ -259,45 +257,33 @@ impl Store {
         Ok(affected > 0)
     }
 
-    /// Checks credentials a request presented against the tokens of
-    /// `account`. On success the token is returned and its `last_seen_at`
-    /// recorded (at most once per resolution interval).
+    /// The token of `account` with this Client ID, with its secret hashes.
     #[instrument(skip_all)]
-    pub async fn authenticate_service_token(
+    pub async fn find_service_token_by_client_id(
         &self,
         account: &AccountId,
-        presented: &Credentials,
+        client_id: &str,
+    ) -> StoreResult<Option<StoredServiceToken>> {
+        self.find_stored("account_id = $1 AND client_id = $2", account, client_id)
+            .await
+    }
+
+    /// Records that the token was used `now`. Not a version change:
+    /// settings written meanwhile stay valid.
+    #[instrument(skip_all)]
+    pub async fn mark_service_token_seen(
+        &self,
+        id: &ServiceTokenId,
         now: Timestamp,
-    ) -> StoreResult<Result<ServiceToken, Refusal>> {
-        let Some(stored) = self
-            .find_stored(
-                "account_id = $1 AND client_id = $2",
-                account,
-                &presented.client_id,
-            )
-            .await?
-        else {
-            return Ok(Err(Refusal::UnknownClientId));
-        };
-        if let Err(refusal) = stored.verify(presented, now) {
-            return Ok(Err(refusal));
-        }
-        let mut token = stored.token;
-        let fresh = token
-            .last_seen_at
-            .is_some_and(|at| now < at.plus_seconds(LAST_SEEN_RESOLUTION_SECONDS));
-        if !fresh {
-            // Not a version change: settings written meanwhile stay valid.
-            with_pool!(self, |pool| {
-                sqlx::query("UPDATE access_service_tokens SET last_seen_at = $2 WHERE id = $1")
-                    .bind(token.id.as_str())
-                    .bind(now.micros())
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
-            token.last_seen_at = Some(now);
-        }
-        Ok(Ok(token))
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE access_service_tokens SET last_seen_at = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(now.micros())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
     }
 }
