@@ -2,20 +2,22 @@
 HTTP handler on the same stack, in one run.
 
     cargo build --release --bin accessd --example bare_handler
-    .venv/bin/python bench/forward_auth.py [--seconds 10] [--connections 32] [--postgres URL]
+    .venv/bin/python bench/forward_auth.py [--seconds 10] [--connections 32] [--rounds 3] [--postgres URL]
 
 It signs one user in through the PIN pages of a fresh server, then has `wrk`
 (installed from Debian's packages when missing and run as root) ask
 `/cdn-cgi/access/forward-auth` about the application with that user's
 cookie, as nginx's `auth_request` would, and asks the bare handler the same
-number of times with the same connections. It reports requests per second
-and p99 latency of each, and their ratios (absolute figures vary between
-machines; ratios less so).
+number of times with the same connections, alternating the two for several
+rounds. It reports the median requests per second and p99 latency of each,
+and their ratios (absolute figures vary between machines and from minute to
+minute on a busy one; ratios less so).
 """
 
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,7 +89,7 @@ def wrk(url: str, headers: dict, seconds: int, connections: int) -> tuple[float,
     return rate, p99
 
 
-def run(database: str | None, seconds: int, connections: int) -> None:
+def run(database: str | None, seconds: int, connections: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         outbox = scratch / "outbox"
@@ -97,16 +99,20 @@ def run(database: str | None, seconds: int, connections: int) -> None:
                               {"ACCESSD_ADMIN_TOKEN": TOKEN, "ACCESSD_OUTBOX": str(outbox),
                                "ACCESSD_SECRET_KEY_FILE": str(scratch / "secret.key"),
                                "ACCESSD_LOG": "warn"})
-        bare, bare_base = start([str(RELEASE / "examples" / "bare_handler")])
+        bare_process, bare_base = start([str(RELEASE / "examples" / "bare_handler")])
         try:
             host, token = sign_in(base, outbox)
             headers = {"X-Original-URL": f"http://{host}/", "X-Original-Method": "GET",
                        "Cookie": f"CF_Authorization={token}"}
-            bare_rate, bare_p99 = wrk(f"{bare_base}/", headers, seconds, connections)
-            auth_rate, auth_p99 = wrk(f"{base}/cdn-cgi/access/forward-auth", headers, seconds, connections)
+            bare, auth = [], []
+            for _ in range(rounds):
+                bare.append(wrk(f"{bare_base}/", headers, seconds, connections))
+                auth.append(wrk(f"{base}/cdn-cgi/access/forward-auth", headers, seconds, connections))
         finally:
             accessd.terminate()
-            bare.terminate()
+            bare_process.terminate()
+        bare_rate, bare_p99 = (statistics.median(m[i] for m in bare) for i in (0, 1))
+        auth_rate, auth_p99 = (statistics.median(m[i] for m in auth) for i in (0, 1))
         backend = database.split(":", 1)[0]
         print(f"{backend:<10} bare handler   {bare_rate:>10.0f} req/s   p99 {bare_p99:>8.2f} ms")
         print(f"{backend:<10} forward-auth   {auth_rate:>10.0f} req/s   p99 {auth_p99:>8.2f} ms")
@@ -118,14 +124,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two; medians are reported")
     parser.add_argument("--postgres", help="also run on this PostgreSQL database URL (it must be empty)")
     args = parser.parse_args()
     for binary in (RELEASE / "accessd", RELEASE / "examples" / "bare_handler"):
         if not binary.exists():
             sys.exit(f"{binary} is missing: cargo build --release --bin accessd --example bare_handler")
-    run(None, args.seconds, args.connections)
+    run(None, args.seconds, args.connections, args.rounds)
     if args.postgres:
-        run(args.postgres, args.seconds, args.connections)
+        run(args.postgres, args.seconds, args.connections, args.rounds)
 
 
 if __name__ == "__main__":
