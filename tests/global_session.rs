@@ -4,13 +4,14 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::login::{Answer, LoginBed};
+use crate::common::login::{Answer, LoginBed, Visitor};
 use crate::common::{ADMIN_TOKEN, TestDb};
 
 crate::on_each_backend!(
     a_second_application_opens_without_a_new_code,
     an_application_limited_to_other_providers_asks_again,
     the_organization_is_created_read_and_merged,
+    sign_in_lives_on_the_team_domain_which_issues_the_tokens,
 );
 
 async fn add_app(bed: &LoginBed, name: &str, domain: &str, include: Value) -> String {
@@ -276,4 +277,81 @@ async fn an_application_limited_to_other_providers_asks_again(db: TestDb) {
         StatusCode::OK,
         "the provider's sign-in, not a hand-over"
     );
+}
+
+/// The `iss` of a token, read without verifying it.
+fn issuer_of(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap_or_default();
+    let claims: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    claims["iss"].as_str().unwrap_or_default().to_string()
+}
+
+/// With an `auth_domain`, forward-auth sends visitors to sign in there, the
+/// sign-in pages work there (forms included), and the tokens it hands out
+/// name it as their issuer and pass the gate.
+async fn sign_in_lives_on_the_team_domain_which_issues_the_tokens(db: TestDb) {
+    let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
+    let port = bed.server.base.rsplit(':').next().unwrap_or_default();
+    let team_host = format!("team.example.com:{port}");
+    let created = bed
+        .server
+        .post(
+            &format!("/accounts/{}/access/organizations", bed.account),
+            ADMIN_TOKEN,
+            json!({"auth_domain": team_host, "name": "Team"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ask = |cookie: String| {
+        client
+            .get(format!("{}/cdn-cgi/access/forward-auth", bed.server.base))
+            .header("x-original-url", format!("http://{}/page", bed.host))
+            .header("cookie", cookie)
+            .send()
+    };
+    let anonymous = ask(String::new()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let location = anonymous
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let login = format!("http://{team_host}/cdn-cgi/access/login/{}?", bed.host);
+    assert!(location.starts_with(&login), "{location}");
+
+    let mut visitor = Visitor::at_team_domain(&bed.server.base, &team_host);
+    let page = visitor.open_login(&bed.host).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    // A form sent from the team domain's own page is taken; one from elsewhere is not.
+    let foreign = visitor
+        .send_code_request(&page, "member@example.com")
+        .header("origin", "http://elsewhere.example.com");
+    assert_eq!(visitor.send(foreign).await.status, StatusCode::FORBIDDEN);
+    let own = visitor
+        .send_code_request(&page, "member@example.com")
+        .header("origin", format!("http://{team_host}"));
+    let code_page = visitor.send(own).await;
+    assert_eq!(code_page.status, StatusCode::OK, "{}", code_page.html);
+    let done = visitor.verify(&code_page, &bed.newest_code()).await;
+    let token = done.app_token();
+    assert_eq!(issuer_of(&token), format!("http://{team_host}"));
+    assert!(
+        visitor.cookie_header().contains("CF_Authorization="),
+        "the global session cookie is set on the team domain"
+    );
+
+    let passed = ask(format!("CF_Authorization={token}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(passed.status(), StatusCode::OK);
 }

@@ -11,6 +11,7 @@ use crate::domain::Timestamp;
 use crate::domain::access_group::GroupBook;
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::app::AccessApp;
+use crate::domain::organization::Organization;
 use crate::domain::policy::AccessPolicy;
 use crate::domain::service_token::StoredServiceToken;
 use crate::store::apps::HostClaim;
@@ -86,6 +87,7 @@ pub struct Held {
     /// Tokens minted for service tokens, by application, service token
     /// and policy, with the time until which they are handed out again.
     pub minted: Bounded<(String, String, String), (Arc<str>, Timestamp)>,
+    pub organizations: Bounded<String, Option<Arc<Organization>>>,
     /// When each service token's use was last written back.
     pub service_tokens_seen: Bounded<String, Timestamp>,
 }
@@ -105,6 +107,7 @@ impl Held {
             tokens: Bounded::new(50_000),
             service_tokens: Bounded::new(10_000),
             service_tokens_seen: Bounded::new(10_000),
+            organizations: Bounded::new(10_000),
             minted: Bounded::new(10_000),
         }
     }

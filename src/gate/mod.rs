@@ -25,6 +25,7 @@ use crate::auth::app_token::{self, Rejection};
 use crate::domain::access_group;
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::app::AccessApp;
+use crate::domain::organization::Organization;
 use crate::domain::service_token::StoredServiceToken;
 use crate::domain::{AccountId, Timestamp};
 use crate::store::apps::HostClaim;
@@ -149,21 +150,16 @@ impl Gate {
             .await
     }
 
-    /// A token signed by one of our keys for `issuer`, usable now, for
-    /// `audience` when given. Revocation is the caller's next check.
+    /// A token signed by one of our keys, usable now, for `audience` when
+    /// given. Its issuer (the team domain of the key's account) and
+    /// revocation are the caller's next checks.
     pub async fn verify(
         &self,
         store: &Store,
         token: &str,
-        issuer: &str,
         audience: Option<&str>,
     ) -> Result<(Arc<VerifiedToken>, Arc<HeldKey>), Rejection> {
-        let digest: [u8; 32] = Sha256::new()
-            .chain_update(issuer)
-            .chain_update([0])
-            .chain_update(token)
-            .finalize()
-            .into();
+        let digest: [u8; 32] = Sha256::digest(token).into();
         let key_of = |kid: String| async move {
             self.key(store, &kid)
                 .await
@@ -173,7 +169,7 @@ impl Gate {
         let load = async {
             let kid = app_token::signing_kid(token)?;
             let key = key_of(kid.clone()).await?;
-            let claims = app_token::verify_signature(&key.decoding, token, issuer)?;
+            let claims = app_token::verify_signature(&key.decoding, token)?;
             Ok(Arc::new(VerifiedToken { claims, kid }))
         };
         let verified = self
@@ -350,6 +346,22 @@ impl Gate {
             held.minted.insert(key, (token.clone(), reuse_until));
         }
         Ok(token)
+    }
+
+    /// The account's Zero Trust organization, if it has one.
+    pub async fn organization(
+        &self,
+        store: &Store,
+        account: &AccountId,
+    ) -> StoreResult<Option<Arc<Organization>>> {
+        let load = async { Ok(store.find_organization(account).await?.map(Arc::new)) };
+        self.through(
+            |h| &mut h.organizations,
+            account.to_string(),
+            load,
+            |_| true,
+        )
+        .await
     }
 
     /// The SCIM groups an active, provisioned user with `email` belongs to.

@@ -170,13 +170,14 @@ pub async fn hand_over(state: &AppState, handover: Handover<'_>) -> Result<Respo
     let now = handover.issued_at;
     let app = handover.app;
     let key = app_token::signing_key(&state.store, &app.account_id).await?;
+    let team = super::global::team(state, &app.account_id).await?;
     let claims = AppClaims {
         aud: vec![app.aud.clone()],
         email: handover.email.to_string(),
         exp: handover.expires_at.unix_seconds(),
         iat: now.unix_seconds(),
         nbf: now.unix_seconds(),
-        iss: state.public_url.to_string(),
+        iss: team.url(state),
         kind: "app".to_string(),
         identity_nonce: handover.nonce.as_str().to_string(),
         sub: handover.user_id.to_string(),

@@ -124,14 +124,21 @@ fn answer(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "err": message }))).into_response()
 }
 
-/// No usable credential: on to the sign-in page of the application.
-fn sign_in(state: &AppState, app: &AccessApp, original: &Original) -> Response {
+/// No usable credential: on to the sign-in page of the application, on
+/// its account's team domain.
+async fn sign_in(
+    state: &AppState,
+    app: &AccessApp,
+    original: &Original,
+) -> Result<Response, crate::error::ApiError> {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("redirect_url", &original.url)
         .finish();
+    let team = super::global::team(state, &app.account_id).await?;
     let location = format!(
         "{}/cdn-cgi/access/login/{}?{query}",
-        state.public_url, app.domain
+        team.url(state),
+        app.domain
     );
     let status = if original.style == Style::PassThrough && original.browser {
         StatusCode::FOUND
@@ -142,7 +149,7 @@ fn sign_in(state: &AppState, app: &AccessApp, original: &Original) -> Response {
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
-    response
+    Ok(response)
 }
 
 fn passes(token: Option<&str>, email: Option<&str>) -> Response {
@@ -168,13 +175,14 @@ async fn service_token_jwt(
     let now = Timestamp::now();
     let lifetime = super::complete::app_token_seconds(app, policy);
     let mint = async {
+        let team = super::global::team(state, &app.account_id).await?;
         let claims = AppClaims {
             aud: vec![app.aud.clone()],
             email: String::new(),
             exp: now.plus_seconds(lifetime).unix_seconds(),
             iat: now.unix_seconds(),
             nbf: now.unix_seconds(),
-            iss: state.public_url.to_string(),
+            iss: team.url(state),
             kind: "app".to_string(),
             identity_nonce: String::new(),
             sub: String::new(),
@@ -343,7 +351,7 @@ async fn check(
     {
         return Ok(passes(None, None));
     }
-    Ok(sign_in(state, &app, &original))
+    sign_in(state, &app, &original).await
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::complete::{Asker, Handover, admit, app_token_seconds, hand_over, session_app};
+use super::identity::verify_token;
 use super::{AUTH_COOKIE, LoginError, cookie, scheme};
 use crate::app::AppState;
 use crate::auth::app_token::{self, AppClaims};
@@ -33,12 +34,20 @@ pub struct Team {
     pub session_seconds: i64,
 }
 
-/// The account's [`Team`], read once per sign-in.
+impl Team {
+    /// `scheme://team-domain`: where the account's sign-in pages, global
+    /// cookie and OpenID callback live, and the `iss` of its tokens.
+    pub fn url(&self, state: &AppState) -> String {
+        format!("{}://{}", scheme(state), self.domain)
+    }
+}
+
+/// The account's [`Team`], from held state.
 pub async fn team(state: &AppState, account: &AccountId) -> StoreResult<Team> {
-    if let Some(org) = state.store.find_organization(account).await? {
+    if let Some(org) = state.gate.organization(&state.store, account).await? {
         return Ok(Team {
             session_seconds: org.session_seconds(),
-            domain: org.auth_domain,
+            domain: org.auth_domain.clone(),
         });
     }
     let url: &str = &state.public_url;
@@ -76,7 +85,7 @@ pub async fn session_cookie(
         exp: token.expires_at.unix_seconds(),
         iat: now.unix_seconds(),
         nbf: now.unix_seconds(),
-        iss: state.public_url.to_string(),
+        iss: team.url(state),
         kind: GLOBAL_KIND.to_string(),
         identity_nonce: token.nonce.as_str().to_string(),
         sub: token.user_id.to_string(),
@@ -111,12 +120,11 @@ pub async fn continue_session(
         return Ok(None);
     };
     let team = team(state, &app.account_id).await?;
-    let Ok((claims, key_account)) =
-        app_token::verify(&state.store, token, &state.public_url, Some(&team.domain)).await
-    else {
+    let Ok((verified, key)) = verify_token(state, token, Some(&team.domain)).await else {
         return Ok(None);
     };
-    if claims.kind != GLOBAL_KIND || key_account != app.account_id.as_str() {
+    let claims = &verified.claims;
+    if claims.kind != GLOBAL_KIND || key.account_id != app.account_id.as_str() {
         return Ok(None);
     }
     let Some(nonce) = SessionNonce::parse(&claims.identity_nonce) else {

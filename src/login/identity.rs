@@ -15,10 +15,10 @@ use super::pages::{Page, error_page};
 use super::{AUTH_COOKIE, LoginError, cookie, scheme};
 use crate::app::AppState;
 use crate::auth::app_token::{self, Rejection};
-use crate::domain::Timestamp;
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::app::AccessApp;
-use crate::gate::VerifiedToken;
+use crate::domain::{AccountId, Timestamp};
+use crate::gate::{HeldKey, VerifiedToken};
 
 /// The request's host as applications name it (see [`super::normal_host`]);
 /// empty when it is no plain `host[:port]`.
@@ -52,6 +52,24 @@ pub enum Refusal {
     Internal,
 }
 
+/// A token signed by one of our keys, current, for `audience` when given,
+/// and issued by the team domain of the key's account.
+pub async fn verify_token(
+    state: &AppState,
+    token: &str,
+    audience: Option<&str>,
+) -> Result<(Arc<VerifiedToken>, Arc<HeldKey>), Rejection> {
+    let (verified, key) = state.gate.verify(&state.store, token, audience).await?;
+    let account = AccountId::parse(&key.account_id).ok_or(Rejection::Unverifiable)?;
+    let team = super::global::team(state, &account)
+        .await
+        .map_err(|_| Rejection::Unverifiable)?;
+    if verified.claims.iss != team.url(state) {
+        return Err(Rejection::Unverifiable);
+    }
+    Ok((verified, key))
+}
+
 /// A token that is genuine, current, for `expected` (when given), and whose
 /// session and application have not been revoked since it was issued.
 /// Decided from what the gate holds (see [`crate::gate`]).
@@ -60,15 +78,7 @@ pub async fn accept(
     token: &str,
     expected: Option<&AccessApp>,
 ) -> Result<(Arc<VerifiedToken>, Arc<Session>), Refusal> {
-    let (verified, _) = state
-        .gate
-        .verify(
-            &state.store,
-            token,
-            &state.public_url,
-            expected.map(|a| a.aud.as_str()),
-        )
-        .await?;
+    let (verified, _) = verify_token(state, token, expected.map(|a| a.aud.as_str())).await?;
     let claims = &verified.claims;
     // A global token (`type: org`) never opens an application by itself.
     if claims.kind != "app" {
@@ -196,9 +206,8 @@ pub async fn get_identity(State(state): State<AppState>, headers: HeaderMap) -> 
 /// `/cdn-cgi/access/logout`: ends the session everywhere and clears the cookie here.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Page, LoginError> {
     if let Some(token) = presented_token(&headers)
-        && let Ok((claims, _)) =
-            app_token::verify(&state.store, token, &state.public_url, None).await
-        && let Some(nonce) = SessionNonce::parse(&claims.identity_nonce)
+        && let Ok((verified, _)) = verify_token(&state, token, None).await
+        && let Some(nonce) = SessionNonce::parse(&verified.claims.identity_nonce)
     {
         state.store.revoke_session(&nonce, Timestamp::now()).await?;
     }

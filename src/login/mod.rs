@@ -151,10 +151,34 @@ fn public_origin(state: &AppState) -> &str {
     }
 }
 
+/// Whether `origin` is one of the sign-in pages' own: the public URL's, or
+/// a team domain's (an organization's `auth_domain`, where its sign-in lives).
+async fn is_sign_in_origin(state: &AppState, origin: &str) -> Result<bool, LoginError> {
+    if origin.eq_ignore_ascii_case(public_origin(state)) {
+        return Ok(true);
+    }
+    let Some(host) = origin
+        .strip_prefix(scheme(state))
+        .and_then(|rest| rest.strip_prefix("://"))
+        .and_then(normal_host)
+    else {
+        return Ok(false);
+    };
+    Ok(state
+        .store
+        .find_organization_by_domain(&host)
+        .await?
+        .is_some())
+}
+
 /// Refuses a form whose CSRF field does not match this browser's cookie, or
 /// that a browser says comes from any other origin than the sign-in pages'
 /// own (an opaque `null` origin included: sandboxed frames send it).
-fn check_csrf(state: &AppState, headers: &HeaderMap, submitted: &str) -> Result<(), LoginError> {
+async fn check_csrf(
+    state: &AppState,
+    headers: &HeaderMap,
+    submitted: &str,
+) -> Result<(), LoginError> {
     let refused = || {
         LoginError(error_page(
             StatusCode::FORBIDDEN,
@@ -164,8 +188,8 @@ fn check_csrf(state: &AppState, headers: &HeaderMap, submitted: &str) -> Result<
     };
     if let Some(origin) = headers
         .get(axum::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        && !origin.eq_ignore_ascii_case(public_origin(state))
+        .map(|v| v.to_str().unwrap_or_default())
+        && !is_sign_in_origin(state, origin).await?
     {
         return Err(refused());
     }

@@ -24,6 +24,7 @@ use super::oidc_provider::{EmailProblem, exchange_code, nonce_hash, verify_id_to
 use super::pages::error_page;
 use super::{LoginError, allowed_providers, app_by_domain, checked_redirect, cookie, is_https};
 use crate::app::AppState;
+use crate::domain::AccountId;
 use crate::domain::Timestamp;
 use crate::domain::idp::{IdpConfig, OidcConfig};
 use crate::domain::user::Email;
@@ -59,11 +60,11 @@ fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(format!("oidc-state:{state}").as_bytes()))
 }
 
-fn callback_url(state: &AppState) -> String {
-    format!(
-        "{}/cdn-cgi/access/callback",
-        state.public_url.trim_end_matches('/')
-    )
+/// The redirect URI registered at the provider: on the team domain of the
+/// account, as Cloudflare's `https://<team>/cdn-cgi/access/callback`.
+async fn callback_url(state: &AppState, account: &AccountId) -> Result<String, LoginError> {
+    let team = super::global::team(state, account).await?;
+    Ok(format!("{}/cdn-cgi/access/callback", team.url(state)))
 }
 
 fn state_cookie(state: &AppState, value: &str, max_age: i64) -> String {
@@ -155,7 +156,7 @@ pub async fn start(
         .await?;
     let target = authorization_url(
         &config,
-        &callback_url(&state),
+        &callback_url(&state, &app.account_id).await?,
         &state_token,
         &nonce,
         &verifier,
@@ -283,7 +284,7 @@ pub async fn callback(
     let verified = match exchange_code(
         &config,
         &code,
-        &callback_url(&state),
+        &callback_url(&state, &pending.account_id).await?,
         &pending.pkce_verifier,
     )
     .await

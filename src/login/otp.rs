@@ -42,7 +42,7 @@ pub async fn send_code(
     headers: HeaderMap,
     Form(form): Form<SendForm>,
 ) -> Result<Page, LoginError> {
-    check_csrf(&state, &headers, &form.csrf)?;
+    check_csrf(&state, &headers, &form.csrf).await?;
     let app = app_by_domain(&state, &form.app).await?;
     let redirect = checked_redirect(&state, &app, Some(&form.redirect_url))?;
     let Some(idp) = pin_provider(&state, &app).await? else {
@@ -117,7 +117,7 @@ pub async fn verify_code(
     headers: HeaderMap,
     Form(form): Form<VerifyForm>,
 ) -> Result<Response, LoginError> {
-    check_csrf(&state, &headers, &form.csrf)?;
+    check_csrf(&state, &headers, &form.csrf).await?;
     let client = super::client_address(&state, peer.ip(), &headers);
     let gone = || {
         LoginError(error_page(

@@ -169,6 +169,26 @@ impl Visitor {
         }
     }
 
+    /// A browser that reaches the server at `base` by the name `team_host`
+    /// (`name:port`), as DNS would send a team domain there.
+    pub fn at_team_domain(base: &str, team_host: &str) -> Visitor {
+        let (name, _) = team_host.split_once(':').unwrap_or((team_host, ""));
+        let address: std::net::SocketAddr = base
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| panic!("base {base}: {e}"));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(name, address)
+            .build()
+            .unwrap_or_else(|e| panic!("client: {e}"));
+        Visitor {
+            base: format!("http://{team_host}"),
+            http,
+            cookies: Vec::new(),
+        }
+    }
+
     pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
