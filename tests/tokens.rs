@@ -19,6 +19,7 @@ crate::on_each_backend!(
     listing_pages_and_hides_expired_tokens,
     invalid_token_requests_name_the_field,
     permission_groups_are_listed_and_filtered,
+    a_token_deleted_through_one_process_stops_working_on_another,
 );
 
 fn update_body(base: &Value, changes: Value) -> Value {
@@ -590,4 +591,47 @@ async fn permission_groups_are_listed_and_filtered(db: TestDb) {
         by_both.result()[0]["id"],
         "959972745952452f8be2452be8cbb9f2"
     );
+}
+
+/// Each process holds the tokens it has seen; a deletion through one
+/// reaches the other within a second (and the deleting one at once).
+async fn a_token_deleted_through_one_process_stops_working_on_another(db: TestDb) {
+    let first = Server::start(&db).await;
+    let second = Server::start(&db).await;
+    let account = first.create_account("Home").await;
+    let tokens = format!("/accounts/{account}/tokens");
+    let created = first
+        .post(
+            &tokens,
+            ADMIN_TOKEN,
+            token_body("ci", &account, &[TOKENS_READ]),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let id = created.result()["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let secret = created.result()["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for server in [&first, &second] {
+        assert_eq!(server.get(&tokens, &secret).await.status, StatusCode::OK);
+    }
+
+    let deleted = first.delete(&format!("{tokens}/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(
+        first.get(&tokens, &secret).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let started = std::time::Instant::now();
+    while second.get(&tokens, &secret).await.status != StatusCode::UNAUTHORIZED {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "the other process still took the deleted token after a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -78,13 +78,15 @@ async fn find_bearer(state: &AppState, bearer: &str) -> Result<Principal, ApiErr
         if !secret::is_plausible(bearer) {
             return Err(ApiError::InvalidToken);
         }
-        return match state.store.find_token_by_secret(&hash).await? {
-            Some(token) => Ok(Principal::Token(Box::new(token))),
+        return match state.gate.api_token(&state.store, &hash).await? {
+            Some(token) => Ok(Principal::Token(Box::new(ApiToken::clone(&token)))),
             None => Err(ApiError::InvalidToken),
         };
     }
-    match state.store.find_admin_token().await? {
-        Some(admin) if admin.hash.matches(&hash) => Ok(Principal::Admin { token_id: admin.id }),
+    match state.gate.admin_token(&state.store).await? {
+        Some(admin) if admin.hash.matches(&hash) => Ok(Principal::Admin {
+            token_id: admin.id.clone(),
+        }),
         _ => Err(ApiError::InvalidToken),
     }
 }

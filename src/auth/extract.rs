@@ -70,7 +70,7 @@ impl<Op: Operation> FromRequestParts<AppState> for Authorized<Op> {
         let account = account_in_path(parts).await?;
         match &principal {
             Principal::Admin { .. } => {
-                if state.store.find_account(&account).await?.is_none() {
+                if !state.gate.account_exists(&state.store, &account).await? {
                     return Err(ApiError::not_found(1003, "account not found"));
                 }
             }
@@ -95,7 +95,7 @@ impl<Op: Operation> FromRequestParts<AppState> for Authorized<Op> {
 
 async fn record_use(state: &AppState, principal: &Principal, now: Timestamp) {
     if let Principal::Token(token) = principal
-        && let Err(err) = state.store.touch_token(token, now).await
+        && let Err(err) = state.gate.api_token_used(&state.store, token, now).await
     {
         // Losing a last-used stamp must not fail the request it belongs to.
         tracing::warn!(%err, "could not record token use");

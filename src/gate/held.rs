@@ -14,6 +14,8 @@ use crate::domain::app::AccessApp;
 use crate::domain::organization::Organization;
 use crate::domain::policy::AccessPolicy;
 use crate::domain::service_token::StoredServiceToken;
+use crate::domain::token::ApiToken;
+use crate::store::admin::AdminToken;
 use crate::store::apps::HostClaim;
 
 /// A map that holds at most `cap` entries. When full it starts over
@@ -88,6 +90,12 @@ pub struct Held {
     /// and policy, with the time until which they are handed out again.
     pub minted: Bounded<(String, String, String), (Arc<str>, Timestamp)>,
     pub organizations: Bounded<String, Option<Arc<Organization>>>,
+    /// API tokens by the hash of their secret, and the admin token.
+    pub api_tokens: Bounded<String, Option<Arc<ApiToken>>>,
+    pub admin_token: Bounded<(), Option<Arc<AdminToken>>>,
+    /// When each API token's use was last written back.
+    pub api_tokens_used: Bounded<String, Timestamp>,
+    pub accounts: Bounded<String, bool>,
     /// When each service token's use was last written back.
     pub service_tokens_seen: Bounded<String, Timestamp>,
 }
@@ -108,6 +116,10 @@ impl Held {
             service_tokens: Bounded::new(10_000),
             service_tokens_seen: Bounded::new(10_000),
             organizations: Bounded::new(10_000),
+            api_tokens: Bounded::new(10_000),
+            admin_token: Bounded::new(1),
+            api_tokens_used: Bounded::new(10_000),
+            accounts: Bounded::new(10_000),
             minted: Bounded::new(10_000),
         }
     }

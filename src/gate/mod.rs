@@ -26,10 +26,14 @@ use crate::domain::access_group;
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::app::AccessApp;
 use crate::domain::organization::Organization;
+use crate::domain::secret::SecretHash;
 use crate::domain::service_token::StoredServiceToken;
+use crate::domain::token::ApiToken;
 use crate::domain::{AccountId, Timestamp};
+use crate::store::admin::AdminToken;
 use crate::store::apps::HostClaim;
 use crate::store::service_tokens::LAST_SEEN_RESOLUTION_SECONDS;
+use crate::store::tokens::LAST_USED_RESOLUTION_SECONDS;
 use crate::store::{Store, StoreResult};
 pub use held::{AppRules, HeldKey, VerifiedToken};
 use held::{Bounded, Held};
@@ -362,6 +366,56 @@ impl Gate {
             |_| true,
         )
         .await
+    }
+
+    /// The API token whose secret hashes to `hash`.
+    pub async fn api_token(
+        &self,
+        store: &Store,
+        hash: &SecretHash,
+    ) -> StoreResult<Option<Arc<ApiToken>>> {
+        let load = async { Ok(store.find_token_by_secret(hash).await?.map(Arc::new)) };
+        self.through(
+            |h| &mut h.api_tokens,
+            hash.as_str().to_string(),
+            load,
+            |_| true,
+        )
+        .await
+    }
+
+    /// The operator's admin token.
+    pub async fn admin_token(&self, store: &Store) -> StoreResult<Option<Arc<AdminToken>>> {
+        let load = async { Ok(store.find_admin_token().await?.map(Arc::new)) };
+        self.through(|h| &mut h.admin_token, (), load, |_| true)
+            .await
+    }
+
+    /// Writes back that an API token was used, at most once per
+    /// [`LAST_USED_RESOLUTION_SECONDS`] per token and process.
+    pub async fn api_token_used(
+        &self,
+        store: &Store,
+        token: &ApiToken,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let id = token.id.to_string();
+        let last = lock(&self.held)
+            .api_tokens_used
+            .get(&id)
+            .or(token.last_used_on);
+        if last.is_some_and(|at| now < at.plus_seconds(LAST_USED_RESOLUTION_SECONDS)) {
+            return Ok(());
+        }
+        lock(&self.held).api_tokens_used.insert(id, now);
+        store.touch_token(token, now).await
+    }
+
+    /// Whether the account exists.
+    pub async fn account_exists(&self, store: &Store, account: &AccountId) -> StoreResult<bool> {
+        let load = async { Ok(store.find_account(account).await?.is_some()) };
+        self.through(|h| &mut h.accounts, account.to_string(), load, |_| true)
+            .await
     }
 
     /// The SCIM groups an active, provisioned user with `email` belongs to.

@@ -151,6 +151,9 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(POOL_WAIT)
+                // A file does not go away under an open connection; a ping
+                // before each use would cost a round trip to the worker thread.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             Pool::Sqlite(pool)
@@ -161,6 +164,10 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(POOL_WAIT)
+                // No ping before each use (a round trip per query): a
+                // connection the server dropped fails its next statement,
+                // which answers 503 with Retry-After and is not reused.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             Pool::Postgres(pool)

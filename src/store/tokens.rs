@@ -45,7 +45,7 @@ const COLUMNS: &str = "id, account_id, name, status, policies, condition, not_be
 
 /// How often `last_used_on` is written back: a token used many times a
 /// second costs one write per interval, not one per request.
-const LAST_USED_RESOLUTION_SECONDS: i64 = 30;
+pub const LAST_USED_RESOLUTION_SECONDS: i64 = 30;
 
 fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(corrupt)

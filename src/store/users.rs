@@ -268,13 +268,15 @@ impl Store {
         let totals_sql = "SELECT live FROM access_user_totals WHERE account_id = $1";
         let last_block = last_counted_block(snapshot);
         let (rows, total): (Vec<UserRow>, i64) = with_pool!(self, |pool| {
-            // One read transaction, so counts and rows describe the same state.
-            let mut tx = pool.begin().await?;
-            if matches!(self.pool, super::Pool::Postgres(_)) {
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // One read transaction, so counts and rows describe the same
+            // state. The isolation level goes with BEGIN itself: a separate
+            // SET TRANSACTION fails when the connection comes back from a
+            // request cancelled mid-transaction.
+            let begin = match self.pool {
+                super::Pool::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                super::Pool::Sqlite(_) => "BEGIN",
+            };
+            let mut tx = pool.begin_with(begin).await?;
             let (resume, total) = if unfiltered {
                 let blocks: Vec<(i64, i64)> = sqlx::query_as(blocks_sql)
                     .bind(account.as_str())
