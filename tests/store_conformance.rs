@@ -458,3 +458,75 @@ async fn throttle_contract(db: TestDb) {
         "only the window opened at the start is closed"
     );
 }
+
+/// On a PostgreSQL table never analysed (right after a bulk load, before
+/// autovacuum's first pass), each user lookup by id or e-mail, and each
+/// write to one user, is planned on the index made for it, not on one that
+/// makes it scan the account. The WHERE clauses are those of
+/// `src/store/users.rs`.
+#[tokio::test]
+async fn user_lookups_use_their_index_before_any_analyze() {
+    use accessd::domain::user::{AccessUser, Email};
+
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = open(&db).await;
+    let owner = account("Planned", 1);
+    store
+        .create_account(&owner)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let users: Vec<AccessUser> = (0..3000)
+        .map(|i| {
+            let email =
+                Email::parse(&format!("planned{i}@example.com")).unwrap_or_else(|e| panic!("{e}"));
+            AccessUser::new(owner.id.clone(), email, None, Timestamp::now())
+        })
+        .collect();
+    store
+        .create_users_bulk(&users)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pool = sqlx::PgPool::connect(&db.url())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let never_analysed: bool = sqlx::query_scalar(
+        "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL \
+         FROM pg_stat_user_tables WHERE relname = 'access_users'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap_or(false);
+    assert!(never_analysed, "the table must not have been analysed yet");
+
+    let (id, account) = (users[1500].id.to_string(), owner.id.to_string());
+    let by_id = format!("id = '{id}' AND account_id = '{account}' AND deleted_at IS NULL");
+    for (statement, index) in [
+        (
+            format!("SELECT * FROM access_users WHERE {by_id}"),
+            "access_users_id_key",
+        ),
+        (
+            format!("UPDATE access_users SET name = 'x' WHERE {by_id}"),
+            "access_users_id_key",
+        ),
+        (
+            format!(
+                "SELECT * FROM access_users WHERE account_id = '{account}' \
+                 AND email_key = 'planned1500@example.com' AND deleted_at IS NULL"
+            ),
+            "access_users_by_email",
+        ),
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {statement}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains(&format!("Index Scan using {index} ")),
+            "{statement}\n{plan}"
+        );
+    }
+}
