@@ -10,12 +10,19 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use accessd::domain::account::{Account, AccountSettings, AccountType};
+use accessd::domain::{AccountId, Timestamp};
+use accessd::store::Store;
+use accessd::store::job_lock::Job;
+use accessd::store::sealing::{KEY_LEN, Sealer};
+
 use crate::common::{ADMIN_TOKEN, Server, TestDb, burst, install_tls};
 use crate::raw_db::RawDb;
 
 crate::on_each_backend!(
     a_burst_of_first_requests_makes_one_signing_key,
     two_current_keys_left_by_an_old_race_keep_the_newest,
+    store_contract_of_job_locks_and_first_keys,
 );
 
 const DAY_MICROS: i64 = 86_400_000_000;
@@ -156,7 +163,7 @@ async fn background_jobs_run_in_one_process_at_a_time() {
     }
     assert!(setup.terminate());
     let raw = RawDb::open(&db.url()).await;
-    let now = accessd::domain::Timestamp::now().micros();
+    let now = Timestamp::now().micros();
     raw.execute(
         &format!(
             "UPDATE access_signing_keys SET created_at = {}",
@@ -201,4 +208,119 @@ async fn background_jobs_run_in_one_process_at_a_time() {
         assert_eq!(current(&stored).len(), 1, "{stored:?}");
     }
     raw.close().await;
+}
+
+/// Two stores on one database stand for two processes.
+async fn two_stores(db: &TestDb) -> (Store, Store) {
+    let sealer = || Sealer::new(&[7; KEY_LEN]).unwrap_or_else(|e| panic!("sealer: {e}"));
+    let open = || async {
+        let store = Store::connect(&db.url())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("migrate: {e}"));
+        store.with_sealer(sealer())
+    };
+    let one = open().await;
+    (one, open().await)
+}
+
+async fn store_contract_of_job_locks_and_first_keys(db: TestDb) {
+    let (one, two) = two_stores(&db).await;
+    let on_postgres = matches!(db, TestDb::Postgres { .. });
+
+    let purge = one
+        .try_lock_job(Job::Purge)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(purge.is_some());
+    let again = two
+        .try_lock_job(Job::Purge)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // SQLite serves one process: its lock never refuses.
+    assert_eq!(again.is_none(), on_postgres);
+    let other_job = two
+        .try_lock_job(Job::KeyMaintenance)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(other_job.is_some(), "jobs lock apart");
+    let ran = two
+        .run_exclusively(Job::Purge, async { "ran" })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ran.is_none(), on_postgres);
+    for lock in [purge, again, other_job].into_iter().flatten() {
+        lock.release().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let ran = two
+        .run_exclusively(Job::Purge, async { "ran" })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ran, Some("ran"), "a released lock is free");
+    // A lock dropped without release is freed with its transaction.
+    drop(one.try_lock_job(Job::Purge).await);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while two
+        .run_exclusively(Job::Purge, async {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "a dropped lock stays held");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let account = AccountId::generate();
+    let created = Account {
+        id: account.clone(),
+        name: "Keys".to_string(),
+        account_type: AccountType::Standard,
+        settings: AccountSettings::default(),
+        created_on: Timestamp::now(),
+    };
+    one.create_account(&created)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let make = || {
+        accessd::auth::signing_key::generate(account.to_string())
+            .unwrap_or_else(|e| panic!("generate: {e}"))
+    };
+    let (first, second) = (make(), make());
+    let installed = tokio::join!(
+        one.install_first_signing_key(&first),
+        two.install_first_signing_key(&second)
+    );
+    let installed = [installed.0, installed.1].map(|r| r.unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(
+        installed.iter().filter(|won| **won).count(),
+        1,
+        "one of two first keys installed: {installed:?}"
+    );
+    let winner = if installed[0] { &first } else { &second };
+    let keys = two
+        .signing_keys(&account, Timestamp::now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        [winner.kid.as_str()]
+    );
+    // Once there is a key, a first key is never installed.
+    let late = one
+        .install_first_signing_key(&make())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!late);
+    assert_eq!(
+        one.last_key_rotation(&account)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        None,
+        "losing a race is no rotation"
+    );
+    one.close().await;
+    two.close().await;
 }
