@@ -105,7 +105,7 @@ const INSERT_KEY: &str = "INSERT INTO access_signing_keys (kid, account_id, priv
                           certificate_pem, public_n, public_e, created_at) \
                           VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Binds `key`, its private half `sealed`, to [`INSERT_KEY`].
+/// Binds `key` to [`INSERT_KEY`], with its private key as `sealed`.
 fn bind_key<'q, DB: sqlx::Database>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     key: &'q StoredKey,
