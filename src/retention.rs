@@ -1,11 +1,15 @@
-//! The background purge of records past their retention.
+//! The background purge of records past their retention. With several
+//! processes on one PostgreSQL database, one of them purges at a time
+//! (see [`crate::store::job_lock`]).
 
 use tokio::task::JoinHandle;
 
 use crate::api::snapshots::SNAPSHOT_LIFETIME;
 use crate::config::Retention;
 use crate::domain::Timestamp;
-use crate::store::Store;
+use crate::store::job_lock::Job;
+use crate::store::retention::Purged;
+use crate::store::{Store, StoreResult};
 
 /// Deleted users stay as tombstones a little longer than a listing snapshot lives.
 const TOMBSTONE_SECONDS: i64 = SNAPSHOT_LIFETIME.as_secs() as i64 + 5 * 60;
@@ -21,20 +25,26 @@ pub fn spawn(store: Store, retention: Retention) -> JoinHandle<()> {
 }
 
 pub async fn purge_once(store: &Store, retention: &Retention) {
-    let now = Timestamp::now();
-    let keep = i64::try_from(retention.session_retention.as_secs()).unwrap_or(i64::MAX);
     let result = store
-        .purge_expired_records(
-            now,
-            now.plus_seconds(-keep),
-            now.plus_seconds(-TOMBSTONE_SECONDS),
-        )
+        .run_exclusively(Job::Purge, purge_now(store, retention))
         .await;
-    match result {
-        Ok(purged) if purged != Default::default() => {
+    match result.and_then(|ran| ran.transpose()) {
+        Ok(Some(purged)) if purged != Default::default() => {
             tracing::info!(?purged, "purged expired records")
         }
         Ok(_) => {}
         Err(err) => tracing::warn!(%err, "purge of expired records failed; will retry"),
     }
+}
+
+async fn purge_now(store: &Store, retention: &Retention) -> StoreResult<Purged> {
+    let now = Timestamp::now();
+    let keep = i64::try_from(retention.session_retention.as_secs()).unwrap_or(i64::MAX);
+    store
+        .purge_expired_records(
+            now,
+            now.plus_seconds(-keep),
+            now.plus_seconds(-TOMBSTONE_SECONDS),
+        )
+        .await
 }

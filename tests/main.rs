@@ -15,6 +15,7 @@ mod global_session;
 mod hostile_input;
 mod identity_providers;
 mod key_rotation;
+mod multi_process;
 mod oidc_login;
 mod raw_db;
 mod scim;

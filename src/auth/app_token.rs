@@ -131,13 +131,34 @@ pub async fn maintain_keys(store: &Store) -> StoreResult<(usize, u64)> {
     Ok((rotated, deleted))
 }
 
+/// An account's first key is made by one request of this process at a time:
+/// a burst of first requests (its certificates are public) then costs one
+/// key generation, not one per request. Other processes are kept from
+/// installing a second current key by the database's unique index.
+static FIRST_KEY_MAKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The account's signing key, made on first use.
 pub async fn signing_key(store: &Store, account: &AccountId) -> StoreResult<StoredKey> {
-    let keys = store.signing_keys(account, Timestamp::now()).await?;
-    match keys.into_iter().find(|k| k.retired_at.is_none()) {
-        Some(key) => Ok(key),
-        None => rotate(store, account).await,
+    if let Some(key) = current_key(store, account).await? {
+        return Ok(key);
     }
+    let _one_at_a_time = FIRST_KEY_MAKER.lock().await;
+    if let Some(key) = current_key(store, account).await? {
+        return Ok(key);
+    }
+    let key = generate(account).await?;
+    if store.install_first_signing_key(&key).await? {
+        return Ok(key);
+    }
+    // Another process made it meanwhile: use that one.
+    current_key(store, account)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("account {account} lost its new signing key")))
+}
+
+async fn current_key(store: &Store, account: &AccountId) -> StoreResult<Option<StoredKey>> {
+    let keys = store.signing_keys(account, Timestamp::now()).await?;
+    Ok(keys.into_iter().find(|k| k.retired_at.is_none()))
 }
 
 /// The keys a validator should accept now: the signing key and recently retired ones.

@@ -101,6 +101,41 @@ impl Store {
     }
 }
 
+const INSERT_KEY: &str = "INSERT INTO access_signing_keys (kid, account_id, private_pem, \
+                          certificate_pem, public_n, public_e, created_at) \
+                          VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Binds `key` to [`INSERT_KEY`], with its private key as `sealed`.
+fn bind_key<'q, DB: sqlx::Database>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    key: &'q StoredKey,
+    sealed: &'q str,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(key.kid.as_str())
+        .bind(key.account_id.as_str())
+        .bind(sealed)
+        .bind(key.certificate_pem.as_str())
+        .bind(key.public_n.as_str())
+        .bind(key.public_e.as_str())
+        .bind(key.created_at.micros())
+}
+
+/// Whether an insert of a current key failed because the account has one
+/// already (`access_signing_keys_one_current`); other errors pass through.
+fn lost_to_another_current_key<T>(inserted: Result<T, sqlx::Error>) -> StoreResult<bool> {
+    match inserted {
+        Ok(_) => Ok(false),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(true),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Default days between automatic rotations (Cloudflare's six weeks).
 pub const DEFAULT_ROTATION_DAYS: i64 = 42;
 
@@ -178,24 +213,37 @@ impl Store {
                 tx.rollback().await?;
                 false
             } else {
-                sqlx::query(
-                    "INSERT INTO access_signing_keys (kid, account_id, private_pem, certificate_pem, \
-                     public_n, public_e, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&key.kid)
-                .bind(&key.account_id)
-                .bind(&sealed)
-                .bind(&key.certificate_pem)
-                .bind(&key.public_n)
-                .bind(&key.public_e)
-                .bind(key.created_at.micros())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                true
+                let inserted = bind_key(sqlx::query(INSERT_KEY), key, &sealed)
+                    .execute(&mut *tx)
+                    .await;
+                if lost_to_another_current_key(inserted)? {
+                    tx.rollback().await?;
+                    false
+                } else {
+                    tx.commit().await?;
+                    true
+                }
             }
         });
         Ok(installed)
+    }
+
+    /// Installs `key` as the account's first signing key unless it already
+    /// has a current one (made meanwhile by another request or process);
+    /// returns whether it was installed. Nothing is retired, so a lost race
+    /// never counts as a rotation.
+    #[instrument(skip_all)]
+    pub async fn install_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool> {
+        let sealed = self
+            .sealer()?
+            .seal(&key.private_pem, &sealed_record(&key.kid))?;
+        let inserted = with_pool!(self, |pool| {
+            bind_key(sqlx::query(INSERT_KEY), key, &sealed)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
+        Ok(!lost_to_another_current_key(inserted)?)
     }
 
     /// When the account's signing key was last replaced by a rotation;

@@ -20,6 +20,7 @@ pub mod apps;
 pub mod gate;
 mod idp_secrets;
 pub mod idps;
+pub mod job_lock;
 pub mod keys;
 pub mod logins;
 pub mod oidc_logins;

@@ -10,6 +10,7 @@ import re
 import secrets
 import subprocess
 import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -74,22 +75,28 @@ def server_env():
     return {}
 
 
+@contextmanager
+def postgres_database():
+    """A fresh database on TEST_POSTGRES_URL's server, dropped afterwards; yields its URL."""
+    admin_url = os.environ["TEST_POSTGRES_URL"]
+    name = f"accessd_sdk_{secrets.token_hex(6)}"
+    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {name}"], check=True)
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
+
+
 @pytest.fixture(scope="module", params=_backends())
 def server(request, tmp_path_factory, server_env):
     if request.param == "sqlite":
-        url = f"sqlite://{tmp_path_factory.mktemp('db') / 'accessd.db'}"
-        drop = None
+        database = nullcontext(f"sqlite://{tmp_path_factory.mktemp('db') / 'accessd.db'}")
     else:
-        admin_url = os.environ["TEST_POSTGRES_URL"]
-        name = f"accessd_sdk_{secrets.token_hex(6)}"
-        subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {name}"], check=True)
-        url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
-        drop = ["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]
-    running = Server(url, server_env)
-    yield running
-    running.stop()
-    if drop:
-        subprocess.run(drop, check=True)
+        database = postgres_database()
+    with database as url:
+        running = Server(url, server_env)
+        yield running
+        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -138,21 +138,27 @@ def app_hosts(port: int, names=("app1", "app2")) -> list:
 
 
 def start_nginx(directory: Path, accessd_base: str, upstream: str, names=("app1", "app2")) -> Proxy:
-    nginx = require_tool("nginx")
     port = free_port()
     hosts = app_hosts(port, names)
-    includes = []
+    files = []
     for host in hosts:
-        name = host.split(".", 1)[0]
-        (directory / f"{name}.conf").write_text(render("nginx.conf", {
+        files.append(directory / f"{host.split('.', 1)[0]}.conf")
+        files[-1].write_text(render("nginx.conf", {
             "APP_LISTEN": f"127.0.0.1:{port}", "APP_HOST": host.split(":")[0],
             "ACCESSD_URL": accessd_base, "UPSTREAM_URL": f"http://{upstream}"}))
-        includes.append(f"    include {directory / name}.conf;")
+    return run_nginx(directory, files, port, hosts)
+
+
+def run_nginx(directory: Path, recipe_files: list, port: int, hosts: list) -> Proxy:
+    """nginx with a main file that includes `recipe_files` into its http
+    block; its access log names the upstream that answered each request."""
+    nginx = require_tool("nginx")
     temp = directory / "temp"
     temp.mkdir()
     # As root, nginx would hand its workers to "nobody", who cannot enter
     # the private temporary directory.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+    includes = "\n".join(f"    include {path};" for path in recipe_files)
     (directory / "nginx.conf").write_text(f"""
 {user}
 pid {directory}/nginx.pid;
@@ -160,13 +166,14 @@ error_log {directory}/error.log info;
 worker_processes 1;
 events {{ worker_connections 256; }}
 http {{
-    access_log {directory}/access.log;
+    log_format upstreams '$request_method $request_uri $status $upstream_addr';
+    access_log {directory}/access.log upstreams;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
-{chr(10).join(includes)}
+{includes}
 }}
 """)
     command = [nginx, "-p", str(directory), "-e", str(directory / "error.log"),
