@@ -33,6 +33,25 @@ pub fn write_new_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Writes `bytes` to `path` unless it exists, atomically: the file appears
+/// whole or not at all, so a process racing to create the same file either
+/// wins or finds the winner's complete file. `Ok(false)` when it existed.
+pub fn publish_new_owner_only(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(format!(".{}.new", std::process::id()));
+    let staging = std::path::PathBuf::from(staging);
+    let _ = std::fs::remove_file(&staging);
+    write_new_owner_only(&staging, bytes)?;
+    // A hard link never replaces an existing file, unlike a rename.
+    let published = match std::fs::hard_link(&staging, path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(err) => Err(err),
+    };
+    std::fs::remove_file(&staging)?;
+    published
+}
+
 /// Makes an existing file owner-only; a missing file is left missing.
 pub fn restrict_to_owner(path: &Path) -> io::Result<()> {
     match set_mode(path, FILE_MODE) {

@@ -98,8 +98,17 @@ fn create(path: &Path) -> Result<Sealer, BoxError> {
     {
         private_files::create_dir_owner_only(dir)?;
     }
-    private_files::write_new_owner_only(path, format!("{}\n", hex::encode(key)).as_bytes())
-        .map_err(|e| format!("cannot create the secret key file {}: {e}", path.display()))?;
+    let created =
+        private_files::publish_new_owner_only(path, format!("{}\n", hex::encode(key)).as_bytes())
+            .map_err(|e| format!("cannot create the secret key file {}: {e}", path.display()))?;
+    if !created {
+        // Another process starting on the same database made it first.
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("secret key file {}: {e}", path.display()))?;
+        return Ok(
+            parse(&text).map_err(|why| format!("secret key file {}: {why}", path.display()))?
+        );
+    }
     tracing::warn!(path = %path.display(), "created a new secret key; back it up with the database");
     Ok(Sealer::new(&key)?)
 }

@@ -324,3 +324,20 @@ async fn store_contract_of_job_locks_and_first_keys(db: TestDb) {
     one.close().await;
     two.close().await;
 }
+
+/// Processes started together on a new database, with one secret key path,
+/// all come up on the one key the first of them wrote.
+#[tokio::test]
+async fn processes_started_together_share_the_secret_key_they_race_to_make() {
+    install_tls();
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (first, second, third) =
+        tokio::join!(Server::start(&db), Server::start(&db), Server::start(&db));
+    let account = first.create_account("Together").await;
+    let keys = format!("/accounts/{account}/access/keys");
+    for server in [&first, &second, &third] {
+        assert_eq!(server.get(&keys, ADMIN_TOKEN).await.status, StatusCode::OK);
+    }
+}
