@@ -4,7 +4,7 @@ use tracing::instrument;
 
 use super::{
     Bind, Page, PageRequest, Store, StoreError, StoreResult, bind_all, corrupt, escape_like,
-    like_pattern, with_pool,
+    like_pattern, with_pool, with_writer,
 };
 use crate::domain::access_group::{AccessGroup, AccessGroupId, GroupBook};
 use crate::domain::policy::Rules;
@@ -63,7 +63,7 @@ impl Store {
         let sql =
             format!("INSERT INTO access_groups ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
         let rules = serde_json::to_string(&group.rules).map_err(corrupt)?;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(&sql)
                 .bind(group.id.as_str())
                 .bind(group.account_id.as_str())
@@ -133,7 +133,7 @@ impl Store {
         let sql = "UPDATE access_groups SET name = $3, rules = $4, is_default = $5, updated_at = $6 \
                    WHERE id = $1 AND account_id = $2";
         let rules = serde_json::to_string(&group.rules).map_err(corrupt)?;
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(group.id.as_str())
                 .bind(group.account_id.as_str())
@@ -162,7 +162,7 @@ impl Store {
                    AND NOT EXISTS (SELECT 1 FROM access_groups g \
                        WHERE g.account_id = $2 AND g.id <> $1 AND g.rules LIKE $3 ESCAPE '\\')";
         let pattern = reference_pattern(id);
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(id.as_str())
                 .bind(account.as_str())

@@ -1,7 +1,7 @@
 use tracing::instrument;
 
 use super::{
-    Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, like_pattern, with_pool,
+    Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, like_pattern, with_pool, with_writer,
 };
 use crate::domain::account::{Account, AccountSettings, AccountType};
 use crate::domain::{AccountId, Timestamp};
@@ -47,7 +47,7 @@ impl Store {
     pub async fn create_account(&self, account: &Account) -> StoreResult<()> {
         let sql = "INSERT INTO accounts (id, name, account_type, settings, created_on) \
                    VALUES ($1, $2, $3, $4, $5)";
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(account.id.as_str())
                 .bind(&account.name)
@@ -107,7 +107,7 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn update_account(&self, account: &Account) -> StoreResult<bool> {
         let sql = "UPDATE accounts SET name = $2, account_type = $3, settings = $4 WHERE id = $1";
-        let result = with_pool!(self, |pool| {
+        let result = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(account.id.as_str())
                 .bind(&account.name)
@@ -123,7 +123,7 @@ impl Store {
     /// Deletes the account and, by cascade, everything it owns.
     #[instrument(skip_all)]
     pub async fn delete_account(&self, id: &AccountId) -> StoreResult<bool> {
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM accounts WHERE id = $1")
                 .bind(id.as_str())
                 .execute(pool)

@@ -2,7 +2,7 @@
 
 use tracing::instrument;
 
-use super::{Store, StoreError, StoreResult, corrupt, with_pool};
+use super::{Store, StoreError, StoreResult, corrupt, with_pool, with_writer};
 use crate::domain::activity::{FailedLogin, Identity, Session, SessionNonce};
 use crate::domain::user::UserId;
 use crate::domain::{AccountId, Timestamp};
@@ -77,7 +77,7 @@ impl Store {
         );
         let apps = json(&session.apps)?;
         let identity = json(&session.identity)?;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(&sql)
                 .bind(session.nonce.as_str())
                 .bind(session.account_id.as_str())
@@ -172,7 +172,7 @@ impl Store {
                    ON CONFLICT (user_id) DO UPDATE SET seen_at = excluded.seen_at, \
                    identity = excluded.identity";
         let identity = json(identity)?;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(user.as_str())
                 .bind(seen_at.micros())
@@ -209,7 +209,7 @@ impl Store {
         let sql = "INSERT INTO access_failed_logins (account_id, user_id, occurred_at, expires_at, metadata) \
                    VALUES ($1, $2, $3, $4, $5)";
         let metadata = json(&failure.metadata)?;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(failure.account_id.as_str())
                 .bind(failure.user_id.as_str())

@@ -1,6 +1,6 @@
 use tracing::instrument;
 
-use super::{Store, StoreResult, corrupt, with_pool};
+use super::{Store, StoreResult, corrupt, with_pool, with_writer};
 use crate::domain::secret::SecretHash;
 use crate::domain::{Timestamp, TokenId};
 
@@ -36,7 +36,7 @@ impl Store {
                    VALUES (1, $1, $2, $3) \
                    ON CONFLICT (singleton) DO UPDATE SET id = excluded.id, \
                    secret_hash = excluded.secret_hash, created_on = excluded.created_on";
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(token.id.as_str())
                 .bind(token.hash.as_str())

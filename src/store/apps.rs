@@ -2,7 +2,7 @@ use tracing::instrument;
 
 use super::{
     Bind, Page, PageRequest, Store, StoreError, StoreResult, conflict_on_unique, corrupt,
-    escape_like, like_pattern, with_pool,
+    escape_like, like_pattern, with_pool, with_writer,
 };
 use crate::domain::app::{AccessApp, PolicyLink};
 use crate::domain::policy::AccessPolicy;
@@ -105,7 +105,7 @@ impl Store {
         let update = "UPDATE access_apps SET name = $4, domain = $5, session_duration = $6, settings = $7, \
                       updated_at = $9 WHERE id = $1 AND account_id = $2 AND aud = $3";
         let settings = serde_json::to_string(&app.settings).map_err(corrupt)?;
-        let saved = with_pool!(self, |pool| {
+        let saved = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query(if is_new { &insert } else { update })
                 .bind(app.id.as_str())
@@ -369,7 +369,7 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn delete_app(&self, account: &AccountId, id: &AppId) -> StoreResult<bool> {
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query("DELETE FROM access_apps WHERE id = $1 AND account_id = $2")
                 .bind(id.as_str())
@@ -406,7 +406,7 @@ impl Store {
     pub async fn revoke_app_tokens(&self, app: &AppId, now: Timestamp) -> StoreResult<()> {
         let sql = "INSERT INTO access_app_revocations (app_id, revoked_before) VALUES ($1, $2) \
                    ON CONFLICT (app_id) DO UPDATE SET revoked_before = excluded.revoked_before";
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(app.as_str())
                 .bind(now.micros())

@@ -1,6 +1,6 @@
 use tracing::instrument;
 
-use super::{Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool};
+use super::{Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool, with_writer};
 use crate::domain::idp::{IdentityProvider, IdentityUpdate, ScimSettings};
 use crate::domain::secret::SecretHash;
 use crate::domain::{AccountId, IdpId, Timestamp};
@@ -61,7 +61,7 @@ impl Store {
                    scim_enabled, scim_user_deprovision, scim_seat_deprovision, scim_identity_update, \
                    created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         let config = self.idp_config_for_storage(idp)?;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(idp.id.as_str())
                 .bind(idp.account_id.as_str())
@@ -160,7 +160,7 @@ impl Store {
                    scim_user_deprovision = $6, scim_seat_deprovision = $7, scim_identity_update = $8, \
                    updated_at = $9 WHERE id = $1 AND account_id = $2";
         let config = self.idp_config_for_storage(idp)?;
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(idp.id.as_str())
                 .bind(idp.account_id.as_str())
@@ -180,7 +180,7 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn delete_idp(&self, account: &AccountId, id: &IdpId) -> StoreResult<bool> {
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM access_identity_providers WHERE id = $1 AND account_id = $2")
                 .bind(id.as_str())
                 .bind(account.as_str())
@@ -194,7 +194,7 @@ impl Store {
     /// Stores the hash of a new SCIM bearer secret for the provider.
     #[instrument(skip_all)]
     pub async fn set_scim_secret(&self, id: &IdpId, hash: &SecretHash) -> StoreResult<()> {
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query("UPDATE access_identity_providers SET scim_secret_hash = $2 WHERE id = $1")
                 .bind(id.as_str())
                 .bind(hash.as_str())

@@ -1,7 +1,7 @@
 use tracing::instrument;
 
 use super::sealing::is_sealed;
-use super::{Store, StoreResult, with_pool};
+use super::{Store, StoreResult, with_pool, with_writer};
 use crate::domain::{AccountId, Timestamp};
 
 /// One signing key: its id, PKCS#8 PEM private key (sealed at rest) and life.
@@ -194,7 +194,7 @@ impl Store {
                       WHERE account_id = $1 AND retired_at IS NULL AND (created_at <= $3 \
                       OR NOT EXISTS (SELECT 1 FROM access_signing_keys r \
                                      WHERE r.account_id = $1 AND r.retired_at IS NOT NULL))";
-        let installed = with_pool!(self, |pool| {
+        let installed = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let retired = sqlx::query(retire)
                 .bind(&key.account_id)
@@ -237,7 +237,7 @@ impl Store {
         let sealed = self
             .sealer()?
             .seal(&key.private_pem, &sealed_record(&key.kid))?;
-        let inserted = with_pool!(self, |pool| {
+        let inserted = with_writer!(self, |pool| {
             bind_key(sqlx::query(INSERT_KEY), key, &sealed)
                 .execute(pool)
                 .await
@@ -265,7 +265,7 @@ impl Store {
     /// Deletes keys retired at or before `retired_before`; returns how many.
     #[instrument(skip_all)]
     pub async fn delete_retired_signing_keys(&self, retired_before: Timestamp) -> StoreResult<u64> {
-        let deleted = with_pool!(self, |pool| {
+        let deleted = with_writer!(self, |pool| {
             sqlx::query(
                 "DELETE FROM access_signing_keys WHERE retired_at IS NOT NULL AND retired_at <= $1",
             )
@@ -294,7 +294,7 @@ impl Store {
     pub async fn set_key_rotation_days(&self, account: &AccountId, days: i64) -> StoreResult<()> {
         let sql = "INSERT INTO access_key_settings (account_id, rotation_interval_days) VALUES ($1, $2) \
                    ON CONFLICT (account_id) DO UPDATE SET rotation_interval_days = excluded.rotation_interval_days";
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(account.as_str())
                 .bind(days)

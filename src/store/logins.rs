@@ -2,7 +2,7 @@
 
 use tracing::instrument;
 
-use super::{Store, StoreResult, with_pool};
+use super::{Store, StoreResult, with_pool, with_writer};
 use crate::domain::activity::{Session, SessionNonce};
 use crate::domain::user::AccessUser;
 use crate::domain::{AccountId, AppId, Timestamp};
@@ -45,7 +45,7 @@ impl Store {
         let sql = "INSERT INTO access_otp_challenges (id, account_id, app_id, idp_id, email, salt, code_hash, \
                    redirect_url, attempts, created_at, expires_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(&c.id)
                 .bind(c.account_id.as_str())
@@ -103,7 +103,7 @@ impl Store {
         let sql = "UPDATE access_otp_challenges SET attempts = attempts + 1 \
                    WHERE id = $1 AND attempts < $2 AND consumed_at IS NULL AND expires_at > $3 \
                    RETURNING attempts";
-        let attempts = with_pool!(self, |pool| {
+        let attempts = with_writer!(self, |pool| {
             sqlx::query_scalar(sql)
                 .bind(id)
                 .bind(max_attempts)
@@ -117,7 +117,7 @@ impl Store {
     /// Uses the challenge up; false when it was already used (the code is single-use).
     #[instrument(skip_all)]
     pub async fn consume_otp_challenge(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query("UPDATE access_otp_challenges SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL")
                 .bind(id)
                 .bind(now.micros())
@@ -130,7 +130,7 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn purge_otp_challenges(&self, before: Timestamp) -> StoreResult<u64> {
-        let purged = with_pool!(self, |pool| {
+        let purged = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM access_otp_challenges WHERE expires_at < $1")
                 .bind(before.micros())
                 .execute(pool)
@@ -163,7 +163,7 @@ impl Store {
         let apps = serde_json::to_string(&session.apps).map_err(super::corrupt)?;
         let identity = serde_json::to_string(&session.identity).map_err(super::corrupt)?;
         let login_at = user.last_successful_login.unwrap_or(session.issued_at);
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(update)
                 .bind(user.id.as_str())
@@ -196,7 +196,7 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn revoke_session(&self, nonce: &SessionNonce, now: Timestamp) -> StoreResult<bool> {
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query("UPDATE access_sessions SET revoked_at = $2 WHERE nonce = $1 AND revoked_at IS NULL")
                 .bind(nonce.as_str())
                 .bind(now.micros())
@@ -225,7 +225,7 @@ impl Store {
         let write = "UPDATE access_sessions SET apps = $2, expires_at = $3 \
                      WHERE nonce = $1 AND apps = $4 AND revoked_at IS NULL";
         for _ in 0..8 {
-            let row: Option<(String, i64)> = with_pool!(self, |pool| {
+            let row: Option<(String, i64)> = with_writer!(self, |pool| {
                 sqlx::query_as(read)
                     .bind(nonce.as_str())
                     .bind(now.micros())
@@ -240,7 +240,7 @@ impl Store {
             apps.insert(app_id.to_string(), app.clone());
             let joined = serde_json::to_string(&apps).map_err(super::corrupt)?;
             let expires_at = expires_at.max(until.micros());
-            let written = with_pool!(self, |pool| {
+            let written = with_writer!(self, |pool| {
                 sqlx::query(write)
                     .bind(nonce.as_str())
                     .bind(&joined)

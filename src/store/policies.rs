@@ -1,6 +1,6 @@
 use tracing::instrument;
 
-use super::{Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool};
+use super::{Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool, with_writer};
 use crate::domain::policy::{AccessPolicy, Decision};
 use crate::domain::{AccessPolicyId, AccountId, Timestamp};
 
@@ -43,7 +43,7 @@ impl Store {
             "INSERT INTO access_policies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         );
         let rules = serde_json::to_string(&policy.rules).map_err(corrupt)?;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(&sql)
                 .bind(policy.id.as_str())
                 .bind(policy.account_id.as_str())
@@ -108,7 +108,7 @@ impl Store {
         let sql = "UPDATE access_policies SET name = $3, decision = $4, rules = $5, \
                    session_duration = $6, updated_at = $7 WHERE id = $1 AND account_id = $2";
         let rules = serde_json::to_string(&policy.rules).map_err(corrupt)?;
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(policy.id.as_str())
                 .bind(policy.account_id.as_str())
@@ -148,7 +148,7 @@ impl Store {
                 "the policy is used by applications; remove it from them first".into(),
             ));
         }
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM access_policies WHERE id = $1 AND account_id = $2")
                 .bind(id.as_str())
                 .bind(account.as_str())

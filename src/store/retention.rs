@@ -2,7 +2,7 @@
 
 use tracing::instrument;
 
-use super::{Store, StoreResult, with_pool};
+use super::{Store, StoreResult, with_writer};
 use crate::domain::Timestamp;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -32,14 +32,14 @@ impl Store {
         sessions_before: Timestamp,
         tombstones_before: Timestamp,
     ) -> StoreResult<Purged> {
-        let sessions = with_pool!(self, |pool| {
+        let sessions = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM access_sessions WHERE expires_at < $1 OR revoked_at < $1")
                 .bind(sessions_before.micros())
                 .execute(pool)
                 .await?
                 .rows_affected()
         });
-        let failed_logins = with_pool!(self, |pool| {
+        let failed_logins = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM access_failed_logins WHERE expires_at <= $1")
                 .bind(now.micros())
                 .execute(pool)

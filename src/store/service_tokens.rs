@@ -5,7 +5,7 @@
 
 use tracing::instrument;
 
-use super::{Bind, Page, PageRequest, Store, StoreResult, corrupt, like_pattern, with_pool};
+use super::{Bind, Page, PageRequest, Store, StoreResult, corrupt, like_pattern, with_pool, with_writer};
 use crate::domain::secret::SecretHash;
 use crate::domain::service_token::{ServiceToken, ServiceTokenId, StoredServiceToken};
 use crate::domain::{AccountId, Timestamp};
@@ -102,7 +102,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         let token = &stored.token;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(&sql)
                 .bind(token.id.as_str())
                 .bind(token.account_id.as_str())
@@ -216,7 +216,7 @@ impl Store {
              expires_at = $6, previous_secret_expires_at = $7, client_secret_version = $8, \
              updated_at = $9{rotation} WHERE account_id = $1 AND id = $2 AND updated_at = $10"
         );
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             let mut query = sqlx::query(&sql)
                 .bind(token.account_id.as_str())
                 .bind(token.id.as_str())
@@ -246,7 +246,7 @@ impl Store {
         account: &AccountId,
         id: &ServiceTokenId,
     ) -> StoreResult<bool> {
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM access_service_tokens WHERE account_id = $1 AND id = $2")
                 .bind(account.as_str())
                 .bind(id.as_str())
@@ -276,7 +276,7 @@ impl Store {
         id: &ServiceTokenId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query("UPDATE access_service_tokens SET last_seen_at = $2 WHERE id = $1")
                 .bind(id.as_str())
                 .bind(now.micros())

@@ -3,7 +3,7 @@
 
 use tracing::instrument;
 
-use super::{Store, StoreResult, with_pool};
+use super::{Store, StoreResult, with_writer};
 use crate::domain::Timestamp;
 
 /// How much of a thing may be done per window.
@@ -43,7 +43,7 @@ impl Store {
                    RETURNING used, started_at";
         let window_micros = limit.window_seconds.saturating_mul(1_000_000);
         let stale_before = now.micros().saturating_sub(window_micros);
-        let (used, started_at): (i64, i64) = with_pool!(self, |pool| {
+        let (used, started_at): (i64, i64) = with_writer!(self, |pool| {
             sqlx::query_as(sql)
                 .bind(key)
                 .bind(now.micros())
@@ -67,7 +67,7 @@ impl Store {
     /// Deletes windows that opened before `before`; they no longer limit anything.
     #[instrument(skip_all)]
     pub async fn purge_throttle_windows(&self, before: Timestamp) -> StoreResult<u64> {
-        let purged = with_pool!(self, |pool| {
+        let purged = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM throttle_windows WHERE started_at < $1")
                 .bind(before.micros())
                 .execute(pool)

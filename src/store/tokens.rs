@@ -1,6 +1,6 @@
 use tracing::instrument;
 
-use super::{Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, with_pool};
+use super::{Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, with_pool, with_writer};
 use crate::domain::secret::SecretHash;
 use crate::domain::token::{ApiToken, IpCondition, StoredStatus};
 use crate::domain::{AccountId, Timestamp, TokenId};
@@ -71,7 +71,7 @@ impl Store {
         );
         let policies = to_json(&token.policies)?;
         let condition = condition_json(&token.condition)?;
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(&sql)
                 .bind(token.id.as_str())
                 .bind(token.account_id.as_str())
@@ -173,7 +173,7 @@ impl Store {
                    WHERE account_id = $1 AND id = $2 AND modified_on = $10";
         let policies = to_json(&token.policies)?;
         let condition = condition_json(&token.condition)?;
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(token.account_id.as_str())
                 .bind(token.id.as_str())
@@ -204,7 +204,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let sql = "UPDATE api_tokens SET secret_hash = $3, modified_on = $4 \
                    WHERE account_id = $1 AND id = $2 AND modified_on = $5";
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(token.account_id.as_str())
                 .bind(token.id.as_str())
@@ -226,7 +226,7 @@ impl Store {
         unchanged_since: Timestamp,
     ) -> StoreResult<bool> {
         let sql = "DELETE FROM api_tokens WHERE account_id = $1 AND id = $2 AND modified_on = $3";
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(token.account_id.as_str())
                 .bind(token.id.as_str())
@@ -247,7 +247,7 @@ impl Store {
         if fresh {
             return Ok(());
         }
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query("UPDATE api_tokens SET last_used_on = $2 WHERE id = $1")
                 .bind(token.id.as_str())
                 .bind(now.micros())

@@ -5,7 +5,7 @@ pub use super::snapshot::ListingSnapshot;
 use super::user_pages::{Resume, hidden_per_block as per_block, last_counted_block, locate};
 use super::{
     Bind, Page, PageRequest, Store, StoreError, StoreResult, bind_all, corrupt, like_pattern,
-    with_pool,
+    with_pool, with_writer,
 };
 use crate::domain::user::{AccessUser, Email, Seat, SeatId, UserId};
 use crate::domain::{AccountId, Timestamp};
@@ -144,7 +144,7 @@ impl Store {
             return Ok(());
         };
         let added = i64::try_from(users.len()).unwrap_or(i64::MAX);
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(ADJUST_TOTAL)
                 .bind(first.account_id.as_str())
@@ -349,7 +349,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let sql = "UPDATE access_users SET email = $3, email_key = $4, updated_at = $5 \
                    WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(user.id.as_str())
                 .bind(user.account_id.as_str())
@@ -371,7 +371,7 @@ impl Store {
     pub async fn rename_user(&self, user: &AccessUser) -> StoreResult<bool> {
         let sql = "UPDATE access_users SET name = $3, name_key = $4, updated_at = $5 \
                    WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query(sql)
                 .bind(user.id.as_str())
                 .bind(user.account_id.as_str())
@@ -399,7 +399,7 @@ impl Store {
                          WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
         let revoke = "UPDATE access_sessions SET revoked_at = $2 \
                       WHERE user_id = $1 AND revoked_at IS NULL";
-        let deleted = with_pool!(self, |pool| {
+        let deleted = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query(tombstone)
                 .bind(id.as_str())
@@ -432,7 +432,7 @@ impl Store {
     pub async fn purge_deleted_users(&self, before: Timestamp) -> StoreResult<u64> {
         let sql = "DELETE FROM access_users WHERE deleted_at IS NOT NULL AND deleted_at < $1 \
                    RETURNING account_id, seq";
-        let purged = with_pool!(self, |pool| {
+        let purged = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let rows: Vec<(String, i64)> = sqlx::query_as(sql)
                 .bind(before.micros())
@@ -481,7 +481,7 @@ impl Store {
     /// Ends every session of the user; returns how many were live.
     #[instrument(skip_all)]
     pub async fn revoke_user_sessions(&self, user: &UserId, now: Timestamp) -> StoreResult<u64> {
-        let revoked = with_pool!(self, |pool| {
+        let revoked = with_writer!(self, |pool| {
             sqlx::query("UPDATE access_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                 .bind(user.as_str())
                 .bind(now.micros())
@@ -507,7 +507,7 @@ impl Store {
                       RETURNING id, created_at";
         let revoke =
             "UPDATE access_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
-        let outcome = with_pool!(self, |pool| {
+        let outcome = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut records = Vec::with_capacity(changes.len());
             let mut missing = None;
