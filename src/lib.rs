@@ -35,6 +35,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// an admin token exists, and serves until SIGINT or SIGTERM; requests in
 /// flight then get the shutdown grace period to finish.
 pub async fn serve(config: Config) -> Result<(), BoxError> {
+    // The address first: a server that cannot listen must not create a
+    // database or print an admin token nobody will be able to use.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let store = Store::connect(&config.database.url).await?;
     store.migrate().await?;
     let key_file = config
@@ -44,7 +49,6 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let store = secret_key::unlock(store, &key_file).await?;
     cli::admin::ensure_admin_token(&store, config.admin_token.as_ref()).await?;
 
-    let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     let public_url = config
         .public_url

@@ -10,6 +10,7 @@ mod auth_failures;
 mod bad_input;
 mod connections;
 mod durability;
+mod first_run;
 mod forward_auth;
 mod global_session;
 mod hostile_input;

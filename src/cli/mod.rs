@@ -42,6 +42,25 @@ pub fn announce(line: &str) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
+/// A new token for a database that does not exist would go unused: a
+/// mistyped SQLite path is refused instead of becoming a new, empty database.
+fn refuse_missing_sqlite_file(url: &str) -> Result<(), BoxError> {
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") {
+        return Ok(());
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let path = options.get_filename();
+    if path.exists() {
+        return Ok(());
+    }
+    Err(format!(
+        "no database at {}: give the --database the server uses (`accessd serve` creates it)",
+        path.display()
+    )
+    .into())
+}
+
 pub async fn run(cli: Cli) -> Result<(), BoxError> {
     for name in config::unknown_env_vars() {
         tracing::warn!(variable = %name, "unknown ACCESSD_ environment variable; is it misspelled?");
@@ -57,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         }
         Command::Generate(args) => generate::run(args).await,
         Command::AdminToken(database) => {
+            refuse_missing_sqlite_file(&database.url)?;
             let store = Store::connect(&database.url).await?;
             store.migrate().await?;
             let secret = admin::rotate_admin_token(&store).await?;

@@ -1,7 +1,8 @@
 use tracing::instrument;
 
 use super::{
-    Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, like_pattern, with_pool, with_writer,
+    Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, like_pattern, with_pool,
+    with_writer,
 };
 use crate::domain::account::{Account, AccountSettings, AccountType};
 use crate::domain::{AccountId, Timestamp};

@@ -1,6 +1,8 @@
 use tracing::instrument;
 
-use super::{Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool, with_writer};
+use super::{
+    Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool, with_writer,
+};
 use crate::domain::idp::{IdentityProvider, IdentityUpdate, ScimSettings};
 use crate::domain::secret::SecretHash;
 use crate::domain::{AccountId, IdpId, Timestamp};

@@ -68,6 +68,9 @@ pub enum StoreError {
     Sealing(String),
     #[error("cannot prepare the database file: {0}")]
     File(#[from] std::io::Error),
+    /// The database named at start-up cannot be opened or reached; says which and why.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -160,7 +163,14 @@ impl Store {
         let mut writer_pool = None;
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?;
-            crate::private_files::prepare_sqlite_file(options.get_filename())?;
+            let path = options.get_filename().to_path_buf();
+            let unavailable = |why: &dyn std::fmt::Display| {
+                StoreError::Unavailable(format!(
+                    "cannot open the SQLite database {}: {why}",
+                    path.display()
+                ))
+            };
+            crate::private_files::prepare_sqlite_file(&path).map_err(|e| unavailable(&e))?;
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -175,7 +185,8 @@ impl Store {
                 // before each use would cost a round trip to the worker thread.
                 .test_before_acquire(false)
                 .connect_with(options.clone())
-                .await?;
+                .await
+                .map_err(|e| unavailable(&e))?;
             // SQLite lets one writer in at a time and makes the others
             // sleep and retry; queueing them here instead keeps the file
             // busy (measured: about 4x the creates per second, p99 from
@@ -185,13 +196,26 @@ impl Store {
                 .acquire_timeout(POOL_WAIT)
                 .test_before_acquire(false)
                 .connect_with(options)
-                .await?;
+                .await
+                .map_err(|e| unavailable(&e))?;
             writer_pool = Some(writer);
             Pool::Sqlite(readers)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let lock_wait = format!("{}ms", LOCK_WAIT.as_millis());
             let options =
                 PgConnectOptions::from_str(url)?.options([("lock_timeout", lock_wait.as_str())]);
+            // One connection first: a pool that cannot connect reports only
+            // that it timed out, while this names the server and the cause.
+            let where_ = format!(
+                "PostgreSQL at {}:{} (database {})",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or("named after the user")
+            );
+            let probe = <sqlx::postgres::PgConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot reach {where_}: {e}")))?;
+            sqlx::Connection::close(probe).await.ok();
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(POOL_WAIT)

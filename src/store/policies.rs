@@ -1,6 +1,8 @@
 use tracing::instrument;
 
-use super::{Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool, with_writer};
+use super::{
+    Bind, Page, PageRequest, Store, StoreError, StoreResult, corrupt, with_pool, with_writer,
+};
 use crate::domain::policy::{AccessPolicy, Decision};
 use crate::domain::{AccessPolicyId, AccountId, Timestamp};
 

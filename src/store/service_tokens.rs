@@ -5,7 +5,9 @@
 
 use tracing::instrument;
 
-use super::{Bind, Page, PageRequest, Store, StoreResult, corrupt, like_pattern, with_pool, with_writer};
+use super::{
+    Bind, Page, PageRequest, Store, StoreResult, corrupt, like_pattern, with_pool, with_writer,
+};
 use crate::domain::secret::SecretHash;
 use crate::domain::service_token::{ServiceToken, ServiceTokenId, StoredServiceToken};
 use crate::domain::{AccountId, Timestamp};

@@ -1,6 +1,8 @@
 use tracing::instrument;
 
-use super::{Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, with_pool, with_writer};
+use super::{
+    Bind, Page, PageRequest, SortDirection, Store, StoreResult, corrupt, with_pool, with_writer,
+};
 use crate::domain::secret::SecretHash;
 use crate::domain::token::{ApiToken, IpCondition, StoredStatus};
 use crate::domain::{AccountId, Timestamp, TokenId};
