@@ -6,7 +6,8 @@ use crate::common::{ADMIN_TOKEN, Server, TestDb};
 crate::on_each_backend!(
     account_lifecycle,
     accounts_page_by_page,
-    only_the_admin_manages_accounts
+    only_the_admin_manages_accounts,
+    empty_lists_say_alike_that_there_is_no_page,
 );
 
 async fn account_lifecycle(db: TestDb) {
@@ -167,4 +168,35 @@ async fn only_the_admin_manages_accounts(db: TestDb) {
         list.body["errors"][0]["message"],
         "List accounts endpoint does not support account owned tokens."
     );
+}
+
+/// An empty collection has no page, whether it is paginated (users) or
+/// returned whole (a user's active sessions).
+async fn empty_lists_say_alike_that_there_is_no_page(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Empty").await;
+    let users = format!("/accounts/{account}/access/users");
+    let none = server.get(&users, ADMIN_TOKEN).await;
+    assert_eq!(
+        none.body["result_info"]["total_pages"],
+        json!(0),
+        "{}",
+        none.body
+    );
+    let user = server
+        .post(&users, ADMIN_TOKEN, json!({"email": "alone@example.com"}))
+        .await;
+    let id = user.result()["id"].as_str().unwrap_or_default().to_string();
+    let sessions = server
+        .get(&format!("{users}/{id}/active_sessions"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(sessions.status, StatusCode::OK, "{}", sessions.body);
+    for field in ["count", "total_count", "total_pages"] {
+        assert_eq!(
+            sessions.body["result_info"][field],
+            json!(0),
+            "{}",
+            sessions.body
+        );
+    }
 }

@@ -91,7 +91,9 @@ impl<T: Serialize> Success<Vec<T>> {
         }
     }
 
-    /// A whole collection returned at once (the SDKs' `SinglePage`).
+    /// A whole collection returned at once (the SDKs' `SinglePage`): one
+    /// page holding everything, or no page at all when there is nothing,
+    /// as a paginated listing says of an empty collection.
     pub fn all(items: Vec<T>) -> Self {
         let count = items.len();
         let info = ResultInfo {
@@ -99,7 +101,7 @@ impl<T: Serialize> Success<Vec<T>> {
             per_page: u32::try_from(count).unwrap_or(u32::MAX),
             count,
             total_count: count as u64,
-            total_pages: 1,
+            total_pages: u64::from(count > 0),
         };
         Self {
             result_info: Some(info),
