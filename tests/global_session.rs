@@ -12,6 +12,7 @@ crate::on_each_backend!(
     an_application_limited_to_other_providers_asks_again,
     the_organization_is_created_read_and_merged,
     sign_in_lives_on_the_team_domain_which_issues_the_tokens,
+    the_home_page_says_what_it_is_and_who_is_signed_in,
 );
 
 async fn add_app(bed: &LoginBed, name: &str, domain: &str, include: Value) -> String {
@@ -354,4 +355,45 @@ async fn sign_in_lives_on_the_team_domain_which_issues_the_tokens(db: TestDb) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(passed.status(), StatusCode::OK);
+}
+
+/// `/` on accessd's address says what it is; on a protected host that
+/// reaches accessd directly it says whether, and as whom, one is signed in.
+async fn the_home_page_says_what_it_is_and_who_is_signed_in(db: TestDb) {
+    let bed = LoginBed::start(&db, json!([{"everyone": {}}]), &[]).await;
+    let page = |host: String, cookie: String| {
+        let client = reqwest::Client::new();
+        let url = format!("{}/", bed.server.base);
+        async move {
+            let response = client
+                .get(url)
+                .header("host", host)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (response.status(), response.text().await.unwrap_or_default())
+        }
+    };
+    let own_host = bed.server.base.trim_start_matches("http://").to_string();
+    let (status, html) = page(own_host, String::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("accessd is running") && html.contains("/client/v4"),
+        "{html}"
+    );
+
+    let (status, html) = page(bed.host.clone(), String::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("not signed in") && html.contains("Sign in"),
+        "{html}"
+    );
+
+    let token = bed.sign_in("home@example.com").await.app_token();
+    let (_, html) = page(bed.host.clone(), format!("CF_Authorization={token}")).await;
+    assert!(
+        html.contains("You are signed in") && html.contains("home@example.com"),
+        "{html}"
+    );
 }

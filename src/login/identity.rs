@@ -22,7 +22,7 @@ use crate::gate::{HeldKey, VerifiedToken};
 
 /// The request's host as applications name it (see [`super::normal_host`]);
 /// empty when it is no plain `host[:port]`.
-fn host_of(headers: &HeaderMap) -> String {
+pub(super) fn host_of(headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

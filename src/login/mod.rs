@@ -11,6 +11,7 @@ mod complete;
 mod decide;
 mod forward_auth;
 mod global;
+mod home;
 mod identity;
 mod oidc;
 mod oidc_provider;
@@ -38,6 +39,7 @@ use pages::{Page, error_page};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(home::home))
         .route("/cdn-cgi/access/login/{*domain}", get(login_page))
         .route("/cdn-cgi/access/otp/send", post(otp::send_code))
         .route("/cdn-cgi/access/otp/verify", post(otp::verify_code))
