@@ -130,8 +130,12 @@ async fn settle_decisions(
     request: Request,
     next: Next,
 ) -> Response {
-    let reads_only = matches!(*request.method(), Method::GET | Method::HEAD)
-        && !request.uri().path().ends_with("/logout");
+    let path = request.uri().path();
+    // Forward-auth answers for the proxied request's method (nginx asks
+    // with it), but only ever reads what decisions hold.
+    let reads_only = (matches!(*request.method(), Method::GET | Method::HEAD)
+        && !path.ends_with("/logout"))
+        || path == "/cdn-cgi/access/forward-auth";
     let response = next.run(request).await;
     if !reads_only && let Err(err) = state.gate.sync(&state.store).await {
         // The poll and the staleness bound cover it.
