@@ -6,10 +6,21 @@
 //! snapshot does not see; only the remainder is stepped over in the index.
 //! The snapshot's last block is never skipped by count, since it may hold
 //! users created after the snapshot.
+//!
+//! The tombstones a snapshot does not see (deleted before it) are counted
+//! per block in the database, through the index of the account's
+//! tombstones, however many a mass deletion left.
 
 use std::collections::BTreeMap;
 
 use super::users::{BLOCK_SPAN, ListingSnapshot};
+
+/// (block, tombstones) of the account `$1` below `seq` `$2` that the
+/// snapshot leaves out: those numbered up to `$3`, and those deleted before
+/// deletions were numbered. `4096` is [`BLOCK_SPAN`].
+pub const HIDDEN_PER_BLOCK: &str = "SELECT seq / 4096, COUNT(*) FROM access_users \
+     WHERE account_id = $1 AND deleted_at IS NOT NULL AND seq < $2 \
+     AND (deleted_no IS NULL OR deleted_no <= $3) GROUP BY seq / 4096";
 
 /// Where a listing resumes: the first `seq` to consider, and how many
 /// visible users to step over from there.
@@ -51,6 +62,11 @@ pub fn hidden_per_block(seqs: impl Iterator<Item = i64>) -> BTreeMap<i64, i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tombstone_count_uses_the_block_span() {
+        assert!(HIDDEN_PER_BLOCK.contains(&format!("seq / {BLOCK_SPAN},")));
+    }
 
     #[test]
     fn skips_whole_blocks_and_steps_over_the_rest() {
