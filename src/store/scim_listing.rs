@@ -112,6 +112,76 @@ impl ScimCondition {
     }
 }
 
+impl ScimCondition {
+    /// A query for the `seq` of every row of `kind` that may meet the
+    /// condition (and perhaps others), read through an index; `None` when
+    /// no index narrows it. Binds as for [`ScimCondition::render`]; none are
+    /// left behind when there is no such query.
+    fn candidates(&self, kind: ScimKind, binds: &mut Vec<Bind>) -> Option<String> {
+        let before = binds.len();
+        let found = self.candidates_pushing(kind, binds);
+        if found.is_none() {
+            binds.truncate(before);
+        }
+        found
+    }
+
+    fn candidates_pushing(&self, kind: ScimKind, binds: &mut Vec<Bind>) -> Option<String> {
+        let (table, _, _) = table(kind);
+        let mut bind = |value: &str| {
+            binds.push(Bind::Text(value.to_string()));
+            format!("${}", binds.len())
+        };
+        Some(match (self, kind) {
+            (ScimCondition::UserName(key), ScimKind::Users) => format!(
+                "SELECT seq FROM scim_users WHERE idp_id = $1 AND user_name_key = {}",
+                bind(key)
+            ),
+            (ScimCondition::DisplayName(key), ScimKind::Groups) => format!(
+                "SELECT seq FROM scim_groups WHERE idp_id = $1 AND display_name_key = {}",
+                bind(key)
+            ),
+            (ScimCondition::ExternalId(id), _) => format!(
+                "SELECT seq FROM {table} WHERE idp_id = $1 AND external_id = {}",
+                bind(id)
+            ),
+            (ScimCondition::Id(id), _) => format!(
+                "SELECT seq FROM {table} WHERE idp_id = $1 AND id = {}",
+                bind(id)
+            ),
+            (ScimCondition::Email(key), ScimKind::Users) => format!(
+                "SELECT u.seq FROM scim_user_emails e JOIN scim_users u ON u.id = e.user_id \
+                 WHERE e.idp_id = $1 AND e.email_key = {}",
+                bind(key)
+            ),
+            (ScimCondition::InGroup(group), ScimKind::Users) => format!(
+                "SELECT u.seq FROM scim_group_members m JOIN scim_users u ON u.id = m.user_id \
+                 WHERE m.group_id = {} AND u.idp_id = $1",
+                bind(group)
+            ),
+            (ScimCondition::HasMember(user), ScimKind::Groups) => format!(
+                "SELECT g.seq FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id \
+                 WHERE m.user_id = {} AND g.idp_id = $1",
+                bind(user)
+            ),
+            (ScimCondition::All(all), _) => {
+                return all.iter().find_map(|part| part.candidates(kind, binds));
+            }
+            (ScimCondition::Any(any), _) => {
+                if any.is_empty() {
+                    return Some(format!("SELECT seq FROM {table} WHERE 1 = 0"));
+                }
+                let each: Option<Vec<String>> = any
+                    .iter()
+                    .map(|part| part.candidates(kind, binds))
+                    .collect();
+                return each.map(|each| each.join(" UNION ALL "));
+            }
+            _ => return None,
+        })
+    }
+}
+
 fn join(parts: &[ScimCondition], with: &str, kind: ScimKind, binds: &mut Vec<Bind>) -> String {
     let rendered: Vec<String> = parts.iter().map(|p| p.render(kind, binds)).collect();
     format!("({})", rendered.join(with))
@@ -146,13 +216,21 @@ fn listing_where(
     condition: &ScimCondition,
 ) -> (String, Vec<Bind>) {
     let mut binds = vec![Bind::Text(idp.to_string())];
+    // Rows found through an index are read by `seq`; only without one is
+    // the provider's listing index walked. Saying so, rather than leaving
+    // the choice to the planner, keeps the plan when there are no table
+    // statistics (SQLite never gathers them here).
+    let rows = match condition.candidates(kind, &mut binds) {
+        Some(candidates) => format!("seq IN ({candidates})"),
+        None => "idp_id = $1".to_string(),
+    };
     let visible = match kind {
         ScimKind::Users => snapshot.condition(&mut binds),
         // Groups are deleted outright: a listing shows those of the present.
         ScimKind::Groups => "1 = 1".to_string(),
     };
     let filter = condition.render(kind, &mut binds);
-    (format!("idp_id = $1 AND {visible} AND {filter}"), binds)
+    (format!("{rows} AND {visible} AND {filter}"), binds)
 }
 
 fn table(kind: ScimKind) -> (&'static str, &'static str, &'static str) {
@@ -400,6 +478,42 @@ mod tests {
         let mut binds = vec![Bind::Text("idp".into())];
         let sql = condition.render(kind, &mut binds);
         (sql, binds.len())
+    }
+
+    #[test]
+    fn indexed_conditions_name_their_candidates() {
+        let mut binds = vec![Bind::Text("idp".into())];
+        let either = ScimCondition::Any(vec![
+            ScimCondition::UserName("a".into()),
+            ScimCondition::Email("b".into()),
+        ]);
+        assert_eq!(
+            either.candidates(ScimKind::Users, &mut binds),
+            Some(
+                "SELECT seq FROM scim_users WHERE idp_id = $1 AND user_name_key = $2 UNION ALL \
+                 SELECT u.seq FROM scim_user_emails e JOIN scim_users u ON u.id = e.user_id \
+                 WHERE e.idp_id = $1 AND e.email_key = $3"
+                    .to_string()
+            )
+        );
+        let narrowed = ScimCondition::All(vec![
+            ScimCondition::DisplayNameContains("x".into()),
+            ScimCondition::HasMember("u".into()),
+        ]);
+        assert!(narrowed.candidates(ScimKind::Groups, &mut binds).is_some());
+        let before = binds.len();
+        for unindexed in [
+            ScimCondition::always(),
+            ScimCondition::Not(Box::new(ScimCondition::Id("x".into()))),
+            ScimCondition::Any(vec![
+                ScimCondition::Id("x".into()),
+                ScimCondition::DisplayNameContains("y".into()),
+            ]),
+            ScimCondition::DisplayName("a".into()),
+        ] {
+            assert_eq!(unindexed.candidates(ScimKind::Users, &mut binds), None);
+            assert_eq!(binds.len(), before, "no value is left unused");
+        }
     }
 
     #[test]

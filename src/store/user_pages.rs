@@ -22,6 +22,14 @@ pub const HIDDEN_PER_BLOCK: &str = "SELECT seq / 4096, COUNT(*) FROM access_user
      WHERE account_id = $1 AND deleted_at IS NOT NULL AND seq < $2 \
      AND (deleted_no IS NULL OR deleted_no <= $3) GROUP BY seq / 4096";
 
+/// How many more users the account `$1` had at a snapshot (newest `seq`
+/// `$2`, deletions counted `$3`) than it has live now: those deleted since,
+/// less those created since.
+pub const CHANGED_SINCE_SNAPSHOT: &str = "SELECT \
+     (SELECT COUNT(*) FROM access_users WHERE account_id = $1 AND deleted_at IS NOT NULL \
+       AND seq <= $2 AND deleted_no > $3) \
+     - (SELECT COUNT(*) FROM access_users WHERE account_id = $1 AND seq > $2 AND deleted_at IS NULL)";
+
 /// Where a listing resumes: the first `seq` to consider, and how many
 /// visible users to step over from there.
 #[derive(Debug, PartialEq, Eq)]

@@ -3,7 +3,8 @@ use tracing::instrument;
 pub use super::snapshot::ListingSnapshot;
 use super::snapshot::{ListingScope, NEXT_DELETION};
 use super::user_pages::{
-    HIDDEN_PER_BLOCK, Resume, hidden_per_block as per_block, last_counted_block, locate,
+    CHANGED_SINCE_SNAPSHOT, HIDDEN_PER_BLOCK, Resume, hidden_per_block as per_block,
+    last_counted_block, locate,
 };
 use super::{
     Bind, Page, PageRequest, Store, StoreError, StoreResult, bind_all, corrupt, like_pattern,
@@ -294,8 +295,21 @@ impl Store {
                     .bind(account.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
+                // The snapshot's total: the present's, with the users deleted
+                // since and without those created since.
+                let since: i64 = match snapshot.deletions {
+                    Some(counted) => {
+                        sqlx::query_scalar(CHANGED_SINCE_SNAPSHOT)
+                            .bind(account.as_str())
+                            .bind(snapshot.last_seq)
+                            .bind(counted)
+                            .fetch_one(&mut *tx)
+                            .await?
+                    }
+                    None => 0,
+                };
                 let resume = locate(page.offset(), &blocks, &hidden.into_iter().collect());
-                (resume, live.unwrap_or(0))
+                (resume, live.unwrap_or(0) + since)
             } else {
                 let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), &binds)
                     .fetch_one(&mut *tx)
