@@ -454,14 +454,13 @@ async fn paging_survives_twenty_thousand_deletions_during_listings(db: TestDb) {
             .collect()
     };
     let started = std::time::Instant::now();
-    let (seen, totals) =
+    let (seen, first_totals) =
         list_while_deleting(&[&server], &store, &account, 1000, &spread(&doomed, 30)).await;
     assert_eq!(
         seen,
         strings(&everyone),
         "the first listing shows all 30,000 once, in order"
     );
-    assert!(totals.iter().all(|t| *t == 30_000), "{totals:?}");
 
     let (late, kept) = split(&spared, |i| i % 9 < 4);
     assert_eq!(late.len(), 8_000);
@@ -473,6 +472,10 @@ async fn paging_survives_twenty_thousand_deletions_during_listings(db: TestDb) {
         "the second listing shows the 18,000 left, once, in order"
     );
     assert!(totals.iter().all(|t| *t == 18_000), "{totals:?}");
+    assert!(
+        first_totals.iter().all(|t| *t == 30_000),
+        "{first_totals:?}"
+    );
     eprintln!(
         "two listings with 20,000 deletions: {:?}",
         started.elapsed()
@@ -510,6 +513,7 @@ async fn pages_of_one_listing_come_from_two_processes(db: TestDb) {
         );
     }
     create(&b, &account, "late@example.com", None).await;
+    let mut totals = Vec::new();
     for n in 2.. {
         let reply = b
             .get(
@@ -517,18 +521,15 @@ async fn pages_of_one_listing_come_from_two_processes(db: TestDb) {
                 ADMIN_TOKEN,
             )
             .await;
-        assert_eq!(
-            reply.body["result_info"]["total_count"], 5_000,
-            "{}",
-            reply.body
-        );
         let batch = ids(&reply);
         if batch.is_empty() {
             break;
         }
+        totals.push(reply.body["result_info"]["total_count"].clone());
         seen.extend(batch);
     }
     assert_eq!(seen, strings(&everyone));
+    assert!(totals.iter().all(|t| *t == 5_000), "{totals:?}");
 
     let (scim_account, scim) = crate::scim::provider(&a).await;
     let idp = scim.base.rsplit('/').next().unwrap_or_default().to_string();
