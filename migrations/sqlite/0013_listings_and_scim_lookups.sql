@@ -24,12 +24,14 @@ CREATE TABLE listing_snapshots (
 );
 CREATE INDEX listing_snapshots_by_expiry ON listing_snapshots (expires_at);
 
--- The number a tombstone's deletion took; NULL on tombstones made before
+-- The number a tombstone's deletion took; 0 for tombstones made before
 -- deletions were numbered (older than any snapshot).
 ALTER TABLE access_users ADD COLUMN deleted_no INTEGER;
 DROP INDEX access_users_listing;
 CREATE INDEX access_users_listing ON access_users (account_id, seq, deleted_at, deleted_no);
-CREATE INDEX access_users_deleted ON access_users (account_id, seq, deleted_no) WHERE deleted_at IS NOT NULL;
+UPDATE access_users SET deleted_no = 0 WHERE deleted_at IS NOT NULL;
+-- An account's tombstones, by number: what a snapshot leaves out or still shows.
+CREATE INDEX access_users_deleted ON access_users (account_id, deleted_no, seq) WHERE deleted_at IS NOT NULL;
 
 ALTER TABLE scim_users ADD COLUMN deleted_no INTEGER;
 -- The display name, lower case, for the v4 `name` filter.
@@ -37,6 +39,7 @@ ALTER TABLE scim_users ADD COLUMN display_name_key TEXT;
 -- Whether `display_name_key` and `scim_user_emails` were filled from the
 -- resource; rows written before they existed are filled on start.
 ALTER TABLE scim_users ADD COLUMN keys_indexed INTEGER NOT NULL DEFAULT 0;
+UPDATE scim_users SET deleted_no = 0 WHERE deleted_at IS NOT NULL;
 DROP INDEX scim_users_listing;
 CREATE INDEX scim_users_listing ON scim_users (idp_id, seq, deleted_at, deleted_no);
 -- Tombstones too, which a pinned listing still shows.

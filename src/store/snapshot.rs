@@ -52,7 +52,8 @@ impl ListingSnapshot {
             None => format!("seq <= ${last} AND deleted_at IS NULL"),
             Some(counted) => {
                 binds.push(Bind::Int(counted));
-                // A tombstone without a number predates numbering: older than any snapshot.
+                // `deleted_at` first: a tombstone always has a number, but a
+                // live row never needs one read.
                 format!(
                     "seq <= ${last} AND (deleted_at IS NULL OR deleted_no > ${})",
                     last + 1
@@ -61,7 +62,8 @@ impl ListingSnapshot {
         }
     }
 
-    /// The highest deletion number the snapshot leaves out.
+    /// The highest deletion number the snapshot leaves out (tombstones made
+    /// before deletions were numbered are numbered 0).
     pub fn deletions_hidden(&self) -> i64 {
         self.deletions.unwrap_or(i64::MAX)
     }

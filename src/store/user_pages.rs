@@ -15,20 +15,20 @@ use std::collections::BTreeMap;
 
 use super::users::{BLOCK_SPAN, ListingSnapshot};
 
-/// (block, tombstones) of the account `$1` below `seq` `$2` that the
-/// snapshot leaves out: those numbered up to `$3`, and those deleted before
-/// deletions were numbered. `4096` is [`BLOCK_SPAN`].
+/// (block, tombstones) of the account `$1` that a snapshot which counted
+/// `$2` deletions leaves out, read through the account's tombstone index.
+/// `4096` is [`BLOCK_SPAN`].
 pub const HIDDEN_PER_BLOCK: &str = "SELECT seq / 4096, COUNT(*) FROM access_users \
-     WHERE account_id = $1 AND deleted_at IS NOT NULL AND seq < $2 \
-     AND (deleted_no IS NULL OR deleted_no <= $3) GROUP BY seq / 4096";
+     WHERE account_id = $1 AND deleted_at IS NOT NULL AND deleted_no <= $2 GROUP BY seq / 4096";
 
 /// How many more users the account `$1` had at a snapshot (newest `seq`
 /// `$2`, deletions counted `$3`) than it has live now: those deleted since,
-/// less those created since.
+/// less those created since (a user created and deleted since is in both).
 pub const CHANGED_SINCE_SNAPSHOT: &str = "SELECT \
      (SELECT COUNT(*) FROM access_users WHERE account_id = $1 AND deleted_at IS NOT NULL \
-       AND seq <= $2 AND deleted_no > $3) \
-     - (SELECT COUNT(*) FROM access_users WHERE account_id = $1 AND seq > $2 AND deleted_at IS NULL)";
+       AND deleted_no > $3) \
+     - (SELECT COUNT(*) FROM access_users WHERE account_id = $1 AND seq > $2 \
+       AND (deleted_at IS NULL OR deleted_no > $3))";
 
 /// Where a listing resumes: the first `seq` to consider, and how many
 /// visible users to step over from there.

@@ -285,7 +285,6 @@ impl Store {
                     .await?;
                 let hidden: Vec<(i64, i64)> = sqlx::query_as(HIDDEN_PER_BLOCK)
                     .bind(account.as_str())
-                    .bind(last_block * BLOCK_SPAN)
                     .bind(snapshot.deletions_hidden())
                     .fetch_all(&mut *tx)
                     .await?;
