@@ -12,7 +12,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::api::extract::BODY_LIMIT;
-use crate::api::snapshots::ListingSnapshots;
 use crate::config::{CodeLimits, Retention};
 use crate::error::ApiError;
 use crate::gate::Gate;
@@ -45,7 +44,6 @@ pub struct Shared {
     /// Where users and identity providers reach this server, without a trailing slash.
     pub public_url: Arc<str>,
     pub retention: Retention,
-    pub snapshots: Arc<ListingSnapshots>,
     pub mailer: Arc<Mailer>,
     /// The header a trusted proxy puts the client's country in.
     pub country_header: Option<Arc<str>>,
@@ -62,7 +60,6 @@ impl Shared {
             store,
             public_url: Arc::from(public_url),
             retention,
-            snapshots: Arc::default(),
             mailer: Arc::new(mailer),
             country_header: None,
             code_limits: CodeLimits::default(),

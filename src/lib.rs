@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod gate;
 pub mod key_maintenance;
+pub mod listing;
 pub mod login;
 pub mod mail;
 pub mod private_files;

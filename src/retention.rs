@@ -4,15 +4,15 @@
 
 use tokio::task::JoinHandle;
 
-use crate::api::snapshots::SNAPSHOT_LIFETIME;
 use crate::config::Retention;
 use crate::domain::Timestamp;
+use crate::listing::SNAPSHOT_SECONDS;
 use crate::store::job_lock::Job;
 use crate::store::retention::Purged;
 use crate::store::{Store, StoreResult};
 
 /// Deleted users stay as tombstones a little longer than a listing snapshot lives.
-const TOMBSTONE_SECONDS: i64 = SNAPSHOT_LIFETIME.as_secs() as i64 + 5 * 60;
+const TOMBSTONE_SECONDS: i64 = SNAPSHOT_SECONDS + 5 * 60;
 
 pub fn spawn(store: Store, retention: Retention) -> JoinHandle<()> {
     tokio::spawn(async move {

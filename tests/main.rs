@@ -22,6 +22,7 @@ mod raw_db;
 mod scim;
 mod scim_access;
 mod scim_limits;
+mod scim_lookups;
 mod scim_schema;
 mod scim_sizes;
 mod secrets_at_rest;

@@ -588,16 +588,22 @@ async fn scim_users_as_okta_and_entra_send_them(db: TestDb) {
 
 /// Creates users eight at a time, as a provider's bulk sync does.
 async fn create_users(scim: &Scim<'_>, names: Vec<String>) -> Vec<String> {
+    let bodies = names.into_iter().map(|name| json!({"userName": name}));
+    create_users_from(scim, bodies.collect()).await
+}
+
+/// Creates a user of each body, eight at a time; their ids, in order.
+pub async fn create_users_from(scim: &Scim<'_>, bodies: Vec<Value>) -> Vec<String> {
     let http = reqwest::Client::new();
-    let mut ids = Vec::with_capacity(names.len());
-    for chunk in names.chunks(8) {
+    let mut ids = Vec::with_capacity(bodies.len());
+    for chunk in bodies.chunks(8) {
         let mut tasks = tokio::task::JoinSet::new();
-        for (i, name) in chunk.iter().enumerate() {
+        for (i, body) in chunk.iter().enumerate() {
             let request = http
                 .post(format!("{}/Users", scim.base))
                 .bearer_auth(&scim.secret)
                 .header("content-type", "application/scim+json")
-                .body(json!({"userName": name}).to_string());
+                .body(body.to_string());
             tasks.spawn(async move {
                 let reply = request.send().await.unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(reply.status(), StatusCode::CREATED);

@@ -1,6 +1,10 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use accessd::domain::user::{AccessUser, Email, UserId};
+use accessd::domain::{AccountId, Timestamp};
+use accessd::store::Store;
+
 use crate::common::{ADMIN_TOKEN, Server, TestDb};
 
 const AUDIT_LOGS_READ: &str = "b05b28e839c54467a7d6cba5d3abb5a3";
@@ -10,6 +14,9 @@ crate::on_each_backend!(
     user_lifecycle,
     user_filters_combine,
     paging_neither_skips_nor_repeats_while_users_change,
+    paging_survives_twenty_thousand_deletions_during_listings,
+    pages_of_one_listing_come_from_two_processes,
+    junk_parameters_pin_few_listings,
     user_permissions_follow_the_groups,
 );
 
@@ -335,6 +342,265 @@ async fn paging_neither_skips_nor_repeats_while_users_change(db: TestDb) {
         .await;
     assert_eq!(past_end.status, StatusCode::OK);
     assert_eq!(past_end.result(), &json!([]));
+}
+
+/// `count` users of `account` written through the store, in one go; their
+/// ids, in creation order.
+async fn many_users(store: &Store, account: &str, count: usize) -> Vec<UserId> {
+    let account = AccountId::parse(account).unwrap_or_else(|| panic!("account id {account}"));
+    let now = Timestamp::now();
+    let users: Vec<AccessUser> = (0..count)
+        .map(|i| {
+            let email =
+                Email::parse(&format!("many{i:06}@example.com")).unwrap_or_else(|e| panic!("{e}"));
+            AccessUser::new(account.clone(), email, None, now)
+        })
+        .collect();
+    store
+        .create_users_bulk(&users)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    users.into_iter().map(|u| u.id).collect()
+}
+
+async fn store_of(server: &Server) -> Store {
+    Store::connect(&server.database_url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Gathers PostgreSQL's table statistics after a bulk load, as autovacuum
+/// would soon after one (the test server runs without it): without them,
+/// a deletion's generic plan walks the account's e-mail index.
+async fn analyze_postgres(server: &Server) {
+    if server.database_url.starts_with("postgres") {
+        let raw = crate::raw_db::RawDb::open(&server.database_url).await;
+        raw.execute("ANALYZE", &[]).await;
+        raw.close().await;
+    }
+}
+
+/// The ids at positions `chosen` picks, and the others, each in order.
+fn split(ids: &[UserId], chosen: impl Fn(usize) -> bool) -> (Vec<UserId>, Vec<UserId>) {
+    let (mut picked, mut others) = (Vec::new(), Vec::new());
+    for (i, id) in ids.iter().enumerate() {
+        if chosen(i) {
+            picked.push(id.clone());
+        } else {
+            others.push(id.clone());
+        }
+    }
+    (picked, others)
+}
+
+fn strings(ids: &[UserId]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+/// Reads `per_page` users at a time until a page comes back empty, page
+/// `n` from `servers[(n - 1) % len]`; after page `n`, deletes
+/// `deletions[n - 1]` through the store. The ids seen, and each page's total.
+async fn list_while_deleting(
+    servers: &[&Server],
+    store: &Store,
+    account: &str,
+    per_page: usize,
+    deletions: &[Vec<UserId>],
+) -> (Vec<String>, Vec<u64>) {
+    let account_id = AccountId::parse(account).unwrap_or_else(|| panic!("account id {account}"));
+    let (mut seen, mut totals) = (Vec::new(), Vec::new());
+    for n in 1.. {
+        let server = servers[(n - 1) % servers.len()];
+        let reply = server
+            .get(
+                &format!("{}?per_page={per_page}&page={n}", users_path(account)),
+                ADMIN_TOKEN,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let batch = ids(&reply);
+        if batch.is_empty() {
+            return (seen, totals);
+        }
+        totals.push(
+            reply.body["result_info"]["total_count"]
+                .as_u64()
+                .unwrap_or_default(),
+        );
+        seen.extend(batch);
+        for gone in deletions.get(n - 1).into_iter().flatten() {
+            let deleted = store.delete_user(&account_id, gone, Timestamp::now()).await;
+            assert!(matches!(deleted, Ok(true)), "{deleted:?}");
+        }
+    }
+    unreachable!("the pages end")
+}
+
+/// Two listings of 30,000 users, each with thousands deleted between its
+/// pages (20,000 in all), and the second starting with 12,000 tombstones
+/// on record: every user present at a listing's first page is seen once, in order.
+async fn paging_survives_twenty_thousand_deletions_during_listings(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Mass").await;
+    let store = store_of(&server).await;
+    let everyone = many_users(&store, &account, 30_000).await;
+    analyze_postgres(&server).await;
+    let (doomed, spared) = split(&everyone, |i| i % 5 < 2);
+    assert_eq!(doomed.len(), 12_000);
+    // Seen and unseen users alike go: each batch spreads over the whole listing.
+    let spread = |ids: &[UserId], batches: usize| -> Vec<Vec<UserId>> {
+        (0..batches)
+            .map(|b| ids.iter().skip(b).step_by(batches).cloned().collect())
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    let (seen, first_totals) =
+        list_while_deleting(&[&server], &store, &account, 1000, &spread(&doomed, 30)).await;
+    assert_eq!(
+        seen,
+        strings(&everyone),
+        "the first listing shows all 30,000 once, in order"
+    );
+
+    let (late, kept) = split(&spared, |i| i % 9 < 4);
+    assert_eq!(late.len(), 8_000);
+    let (seen, totals) =
+        list_while_deleting(&[&server], &store, &account, 1000, &spread(&late, 18)).await;
+    assert_eq!(
+        seen,
+        strings(&spared),
+        "the second listing shows the 18,000 left, once, in order"
+    );
+    assert!(totals.iter().all(|t| *t == 18_000), "{totals:?}");
+    assert!(
+        first_totals.iter().all(|t| *t == 30_000),
+        "{first_totals:?}"
+    );
+    eprintln!(
+        "two listings with 20,000 deletions: {:?}",
+        started.elapsed()
+    );
+
+    let now = server
+        .get(&format!("{}?per_page=5", users_path(&account)), ADMIN_TOKEN)
+        .await;
+    assert_eq!(now.body["result_info"]["total_count"], kept.len());
+    assert_eq!(ids(&now), strings(&kept[..5]));
+}
+
+/// Page 1 from one process, the later pages from another on the same
+/// database, with users deleted and created in between: for the v4 users
+/// listing and for a SCIM listing alike.
+async fn pages_of_one_listing_come_from_two_processes(db: TestDb) {
+    let a = Server::start(&db).await;
+    let b = Server::start(&db).await;
+    let account = a.create_account("Shared").await;
+    let store = store_of(&a).await;
+    let everyone = many_users(&store, &account, 5_000).await;
+    let first = a
+        .get(
+            &format!("{}?per_page=700", users_path(&account)),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(first.body["result_info"]["total_count"], 5_000);
+    let mut seen = ids(&first);
+    for gone in [3, 800, 4_500, 4_999] {
+        let path = format!("{}/{}", users_path(&account), everyone[gone]);
+        assert_eq!(
+            b.delete(&path, ADMIN_TOKEN).await.status,
+            StatusCode::ACCEPTED
+        );
+    }
+    create(&b, &account, "late@example.com", None).await;
+    let mut totals = Vec::new();
+    for n in 2.. {
+        let reply = b
+            .get(
+                &format!("{}?per_page=700&page={n}", users_path(&account)),
+                ADMIN_TOKEN,
+            )
+            .await;
+        let batch = ids(&reply);
+        if batch.is_empty() {
+            break;
+        }
+        totals.push(reply.body["result_info"]["total_count"].clone());
+        seen.extend(batch);
+    }
+    assert_eq!(seen, strings(&everyone));
+    assert!(totals.iter().all(|t| *t == 5_000), "{totals:?}");
+
+    let (scim_account, scim) = crate::scim::provider(&a).await;
+    let idp = scim.base.rsplit('/').next().unwrap_or_default().to_string();
+    crate::scim_lookups::users_stored_without_keys(&a, &scim_account, &idp, 1_200).await;
+    let scim_b = crate::scim::Scim {
+        server: &b,
+        base: scim.base.replace(&a.base, &b.base),
+        secret: scim.secret.clone(),
+    };
+    let page_of = |reply: &crate::common::Reply| -> Vec<String> {
+        reply.body["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let first = scim.call("GET", "/Users?count=500", None).await;
+    let mut seen = page_of(&first);
+    for gone in ["bulk-2", "bulk-900"] {
+        let deleted = scim_b.call("DELETE", &format!("/Users/{gone}"), None).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    }
+    let late = scim_b
+        .call(
+            "POST",
+            "/Users",
+            Some(json!({"userName": "late@example.com"})),
+        )
+        .await;
+    assert_eq!(late.status, StatusCode::CREATED);
+    for start in [501, 1001] {
+        let page = scim_b
+            .call("GET", &format!("/Users?count=500&startIndex={start}"), None)
+            .await;
+        assert_eq!(page.body["totalResults"], 1_200, "{}", page.body);
+        seen.extend(page_of(&page));
+    }
+    let expected: Vec<String> = (1..=1_200).map(|i| format!("bulk-{i}")).collect();
+    assert_eq!(seen, expected);
+}
+
+/// Listings that differ only in junk parameters are pinned apart, but one
+/// caller keeps at most 16 of them in the database.
+async fn junk_parameters_pin_few_listings(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Junk").await;
+    for i in 0..3 {
+        create(&server, &account, &format!("j{i}@example.com"), None).await;
+    }
+    let users = users_path(&account);
+    let pinned = server
+        .get(&format!("{users}?per_page=1"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(ids(&pinned).len(), 1);
+    for i in 0..100 {
+        let junk = format!("{users}?per_page=1&junk{i}={}", "x".repeat(2_000));
+        assert_eq!(server.get(&junk, ADMIN_TOKEN).await.status, StatusCode::OK);
+    }
+    let raw = crate::raw_db::RawDb::open(&server.database_url).await;
+    let rows = raw
+        .pairs("SELECT caller, CAST(COUNT(*) AS TEXT) FROM listing_snapshots GROUP BY caller")
+        .await;
+    raw.close().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, "16", "{rows:?}");
+    // A listing read whole in one page pins nothing.
+    let whole = server
+        .get(&format!("{users}?per_page=50&whole=1"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(ids(&whole).len(), 3);
 }
 
 async fn user_permissions_follow_the_groups(db: TestDb) {

@@ -16,7 +16,9 @@ use crate::auth::operations::{SeatsWrite, UsersRead};
 use crate::domain::user::{self, AccessUser, Email, SeatId, UserId};
 use crate::domain::{AccountId, Timestamp};
 use crate::error::{ApiError, Family};
+use crate::listing;
 use crate::store::StoreError;
+use crate::store::snapshot::ListingScope;
 use crate::store::users::UserFilter;
 
 pub fn router() -> Router<AppState> {
@@ -126,18 +128,19 @@ async fn list_users(
         search: non_empty(query.search),
     };
     let key = listing_key(&caller.principal, uri.path(), uri.query());
-    let snapshot = match state.snapshots.pinned(&key, page.page) {
-        Some(pinned) => pinned,
-        None => {
-            let fresh = state.store.user_listing_snapshot(&caller.account).await?;
-            state.snapshots.pin(key, fresh.clone());
-            fresh
-        }
-    };
+    let reading = listing::open(
+        &state.store,
+        key,
+        page.page <= 1,
+        ListingScope::AccessUsers,
+        caller.account.as_str(),
+    )
+    .await?;
     let users = state
         .store
-        .list_users(&caller.account, &filter, &snapshot, page)
+        .list_users(&caller.account, &filter, &reading.snapshot, page)
         .await?;
+    reading.keep_for_later_pages(&state.store, &users).await?;
     Ok(Success::page(users.map(UserView::from)))
 }
 

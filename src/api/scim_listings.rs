@@ -2,7 +2,7 @@
 //! `/accounts/{account_id}/access/identity_providers/{idp_id}/scim/users|groups`.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::Uri;
 use axum::routing::get;
 use serde::Serialize;
@@ -11,13 +11,18 @@ use serde_json::Value;
 use super::envelope::Success;
 use super::extract::{PageLimits, PageParams};
 use super::identity_providers::IdpPath;
+use super::snapshots::listing_key;
 use crate::app::AppState;
 use crate::auth::Authorized;
 use crate::auth::operations::IdpsRead;
 use crate::domain::Timestamp;
 use crate::error::{ApiError, Family};
-use crate::scim::filter::get_ci;
-use crate::store::Page;
+use crate::listing;
+use crate::scim::schema;
+use crate::store::scim::ScimUserRecord;
+use crate::store::scim_listing::{ScimCondition, ScimKind, ScimOrder, ScimSelection};
+use crate::store::snapshot::{ListingScope, ListingSnapshot};
+use crate::store::{Page, PageRequest};
 
 pub fn router() -> Router<AppState> {
     let idp = "/accounts/{account_id}/access/identity_providers/{idp_id}";
@@ -120,98 +125,122 @@ pub struct ScimGroupView {
     schemas: [&'static str; 1],
 }
 
-fn paged<T>(items: Vec<T>, pages: &PageParams) -> Result<Success<Vec<T>>, ApiError>
-where
-    T: Serialize,
-{
-    let request = pages
-        .resolve(&SCIM_PAGES)
-        .map_err(|e| e.in_family(Family::Access))?;
-    let total = items.len() as u64;
-    let page: Vec<T> = items
-        .into_iter()
-        .skip(usize::try_from(request.offset()).unwrap_or(usize::MAX))
-        .take(request.per_page as usize)
-        .collect();
-    Ok(Success::page(Page {
-        items: page,
-        request,
-        total_count: total,
-    }))
+impl ListingQuery {
+    /// What the query asks of the provider's users or groups.
+    fn condition(&self) -> ScimCondition {
+        let mut all = Vec::new();
+        if !self.cf_resource_ids.is_empty() {
+            all.push(ScimCondition::Any(
+                self.cf_resource_ids
+                    .iter()
+                    .cloned()
+                    .map(ScimCondition::Id)
+                    .collect(),
+            ));
+        }
+        if !self.idp_resource_ids.is_empty() {
+            all.push(ScimCondition::Any(
+                self.idp_resource_ids
+                    .iter()
+                    .cloned()
+                    .map(ScimCondition::ExternalId)
+                    .collect(),
+            ));
+        }
+        if let Some(name) = &self.username {
+            all.push(ScimCondition::UserName(name.to_lowercase()));
+        }
+        if let Some(email) = &self.email {
+            all.push(ScimCondition::Email(email.to_lowercase()));
+        }
+        if let Some(name) = &self.name {
+            all.push(ScimCondition::DisplayNameContains(name.to_lowercase()));
+        }
+        ScimCondition::All(all)
+    }
+
+    fn page(&self) -> Result<PageRequest, ApiError> {
+        self.pages
+            .resolve(&SCIM_PAGES)
+            .map_err(|e| e.in_family(Family::Access))
+    }
 }
 
-fn contains_ci(haystack: Option<&str>, needle: &str) -> bool {
-    haystack.is_some_and(|h| h.to_lowercase().contains(&needle.to_lowercase()))
+fn selection(condition: &ScimCondition, page: PageRequest) -> ScimSelection<'_> {
+    ScimSelection {
+        condition,
+        after_seq: 0,
+        order: ScimOrder::Created,
+        offset: u64::try_from(page.offset()).unwrap_or(0),
+        limit: u64::from(page.per_page),
+    }
+}
+
+fn meta(created: Timestamp, last_modified: Timestamp) -> Meta {
+    Meta {
+        created,
+        last_modified,
+    }
+}
+
+impl From<ScimUserRecord> for ScimUserView {
+    fn from(user: ScimUserRecord) -> Self {
+        let mut shown = schema::USER.shown(&user.resource);
+        ScimUserView {
+            display_name: shown
+                .remove("displayName")
+                .and_then(|v| v.as_str().map(str::to_string)),
+            emails: match shown.remove("emails") {
+                Some(Value::Array(emails)) => emails,
+                _ => Vec::new(),
+            },
+            meta: meta(user.created_at, user.updated_at),
+            id: user.id,
+            active: user.active,
+            external_id: user.external_id,
+            schemas: [crate::scim::USER_SCHEMA],
+        }
+    }
 }
 
 /// <https://developers.cloudflare.com/api/resources/zero_trust/subresources/identity_providers/subresources/scim/subresources/users/methods/list/>
 ///
 /// `username` and `email` match exactly and `name` as a substring of the
-/// display name, all ignoring case.
+/// display name, all ignoring case. Later pages read the users as they were
+/// at the first one.
 async fn list_scim_users(
     State(state): State<AppState>,
     caller: Authorized<IdpsRead>,
     Path(path): Path<IdpPath>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
 ) -> Result<Success<Vec<ScimUserView>>, ApiError> {
     let idp = super::identity_providers::load_idp(&state, &caller.account, path.idp_id()).await?;
     let query = parse_query(&uri, &["username", "email"])?;
-    let users = state.store.list_scim_users(&idp.id).await?;
-    let matching: Vec<ScimUserView> = users
-        .into_iter()
-        .filter(|u| query.cf_resource_ids.is_empty() || query.cf_resource_ids.contains(&u.id))
-        .filter(|u| {
-            query.idp_resource_ids.is_empty()
-                || u.external_id
-                    .as_ref()
-                    .is_some_and(|e| query.idp_resource_ids.contains(e))
-        })
-        .filter(|u| {
-            query
-                .username
-                .as_ref()
-                .is_none_or(|name| u.user_name.eq_ignore_ascii_case(name))
-        })
-        .filter(|u| {
-            query.email.as_ref().is_none_or(|wanted| {
-                get_ci(&u.resource, "emails")
-                    .and_then(Value::as_array)
-                    .is_some_and(|emails| {
-                        emails.iter().any(|e| {
-                            get_ci(e, "value")
-                                .and_then(Value::as_str)
-                                .is_some_and(|v| v.eq_ignore_ascii_case(wanted))
-                        })
-                    })
-            })
-        })
-        .filter(|u| {
-            query.name.as_ref().is_none_or(|n| {
-                contains_ci(
-                    get_ci(&u.resource, "displayName").and_then(Value::as_str),
-                    n,
-                )
-            })
-        })
-        .map(|u| ScimUserView {
-            display_name: get_ci(&u.resource, "displayName")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            emails: get_ci(&u.resource, "emails")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            id: u.id,
-            active: u.active,
-            external_id: u.external_id,
-            meta: Meta {
-                created: u.created_at,
-                last_modified: u.updated_at,
-            },
-            schemas: [crate::scim::USER_SCHEMA],
-        })
-        .collect();
-    paged(matching, &query.pages)
+    let page = query.page()?;
+    let condition = query.condition();
+    let key = listing_key(&caller.principal, uri.path(), uri.query());
+    let reading = listing::open(
+        &state.store,
+        key,
+        page.page <= 1,
+        ListingScope::ScimUsers,
+        idp.id.as_str(),
+    )
+    .await?;
+    let store = &state.store;
+    let total = store
+        .count_scim(ScimKind::Users, &idp.id, &reading.snapshot, &condition)
+        .await?;
+    let users = store
+        .select_scim_users(&idp.id, &reading.snapshot, &selection(&condition, page))
+        .await?;
+    let page = Page {
+        items: users.into_iter().map(|(_, u)| u.into()).collect(),
+        request: page,
+        total_count: total,
+    };
+    reading.keep_for_later_pages(store, &page).await?;
+    Ok(Success::page(page))
 }
 
 /// <https://developers.cloudflare.com/api/resources/zero_trust/subresources/identity_providers/subresources/scim/subresources/groups/methods/list/>
@@ -223,32 +252,28 @@ async fn list_scim_groups(
 ) -> Result<Success<Vec<ScimGroupView>>, ApiError> {
     let idp = super::identity_providers::load_idp(&state, &caller.account, path.idp_id()).await?;
     let query = parse_query(&uri, &[])?;
-    let groups = state.store.list_scim_groups(&idp.id).await?;
-    let matching: Vec<ScimGroupView> = groups
-        .into_iter()
-        .filter(|g| query.cf_resource_ids.is_empty() || query.cf_resource_ids.contains(&g.id))
-        .filter(|g| {
-            query.idp_resource_ids.is_empty()
-                || g.external_id
-                    .as_ref()
-                    .is_some_and(|e| query.idp_resource_ids.contains(e))
-        })
-        .filter(|g| {
-            query
-                .name
-                .as_ref()
-                .is_none_or(|n| contains_ci(Some(&g.display_name), n))
-        })
-        .map(|g| ScimGroupView {
-            id: g.id,
-            display_name: g.display_name,
-            external_id: g.external_id,
-            meta: Meta {
-                created: g.created_at,
-                last_modified: g.updated_at,
-            },
-            schemas: [crate::scim::GROUP_SCHEMA],
-        })
-        .collect();
-    paged(matching, &query.pages)
+    let page = query.page()?;
+    let condition = query.condition();
+    let store = &state.store;
+    let present = ListingSnapshot::present();
+    let total = store
+        .count_scim(ScimKind::Groups, &idp.id, &present, &condition)
+        .await?;
+    let groups = store
+        .select_scim_groups(&idp.id, &selection(&condition, page))
+        .await?;
+    Ok(Success::page(Page {
+        items: groups
+            .into_iter()
+            .map(|(_, g)| ScimGroupView {
+                id: g.id,
+                display_name: g.display_name,
+                external_id: g.external_id,
+                meta: meta(g.created_at, g.updated_at),
+                schemas: [crate::scim::GROUP_SCHEMA],
+            })
+            .collect(),
+        request: page,
+        total_count: total,
+    }))
 }

@@ -54,7 +54,7 @@ fn resource_types(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
 
 pub async fn list_resource_types(State(state): State<AppState>, caller: ScimCaller) -> Response {
     let all = resource_types(&state, &caller);
-    let total = all.len();
+    let total = all.len() as u64;
     list_response(all, total, 1)
 }
 
@@ -79,7 +79,7 @@ fn schemas(state: &AppState, caller: &ScimCaller) -> Vec<Value> {
 
 pub async fn list_schemas(State(state): State<AppState>, caller: ScimCaller) -> Response {
     let all = schemas(&state, &caller);
-    let total = all.len();
+    let total = all.len() as u64;
     list_response(all, total, 1)
 }
 

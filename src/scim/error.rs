@@ -62,6 +62,14 @@ impl ScimError {
         }
     }
 
+    /// RFC 7644 §3.12: more results than the server will work through.
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        ScimError::BadRequest {
+            scim_type: "tooMany",
+            detail: detail.into(),
+        }
+    }
+
     pub fn mutability(detail: impl Into<String>) -> Self {
         ScimError::BadRequest {
             scim_type: "mutability",

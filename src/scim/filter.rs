@@ -373,22 +373,50 @@ impl Filter {
     /// Whether `resource` matches; `case_exact` names attributes compared
     /// with case (as `attr` or `attr.sub`, lower case). The recursion is as
     /// deep as the filter nests, which `parse` bounds.
-    pub fn matches(&self, resource: &Value, case_exact: &[&str]) -> bool {
-        self.matches_folding(resource, case_exact, &mut Folded::default())
+    pub fn matches<S: AsRef<str>>(&self, resource: &Value, case_exact: &[S]) -> bool {
+        self.matches_folding(resource, case_exact, None, &mut Folded::default())
     }
 
-    fn matches_folding(&self, resource: &Value, case_exact: &[&str], folded: &mut Folded) -> bool {
+    /// Whether `element`, a value of the multi-valued attribute `parent`,
+    /// matches: attribute names are read as sub-attributes of `parent`.
+    pub fn matches_element<S: AsRef<str>>(
+        &self,
+        element: &Value,
+        parent: &str,
+        case_exact: &[S],
+    ) -> bool {
+        self.matches_folding(element, case_exact, Some(parent), &mut Folded::default())
+    }
+
+    /// Whether some part of the filter reads `attr` (at the top level).
+    pub fn mentions(&self, attr: &str) -> bool {
+        match self {
+            Filter::And(all) | Filter::Or(all) => all.iter().any(|f| f.mentions(attr)),
+            Filter::Not(inner) => inner.mentions(attr),
+            Filter::Present(path)
+            | Filter::Compare { path, .. }
+            | Filter::ValuePath { path, .. } => path.attr.eq_ignore_ascii_case(attr),
+        }
+    }
+
+    fn matches_folding<S: AsRef<str>>(
+        &self,
+        resource: &Value,
+        case_exact: &[S],
+        parent: Option<&str>,
+        folded: &mut Folded,
+    ) -> bool {
         match self {
             Filter::And(all) => all
                 .iter()
-                .all(|f| f.matches_folding(resource, case_exact, folded)),
+                .all(|f| f.matches_folding(resource, case_exact, parent, folded)),
             Filter::Or(any) => any
                 .iter()
-                .any(|f| f.matches_folding(resource, case_exact, folded)),
-            Filter::Not(inner) => !inner.matches_folding(resource, case_exact, folded),
+                .any(|f| f.matches_folding(resource, case_exact, parent, folded)),
+            Filter::Not(inner) => !inner.matches_folding(resource, case_exact, parent, folded),
             Filter::Present(path) => values_at(resource, path).iter().any(|v| is_present(v)),
             Filter::Compare { path, op, value } => {
-                let exact = is_case_exact(path, case_exact);
+                let exact = is_case_exact(path, parent, case_exact);
                 let found = values_at(resource, path);
                 let mut compare = |v: &Value, op| compare(v, op, value, exact, folded);
                 if *op == CompareOp::Ne {
@@ -407,9 +435,9 @@ impl Filter {
                     Value::Array(items) => items.iter().collect(),
                     other => vec![other],
                 };
-                elements
-                    .into_iter()
-                    .any(|element| filter.matches_folding(element, case_exact, folded))
+                elements.into_iter().any(|element| {
+                    filter.matches_folding(element, case_exact, Some(&path.attr), folded)
+                })
             }
         }
     }
@@ -433,12 +461,19 @@ impl Folded {
     }
 }
 
-fn is_case_exact(path: &AttrPath, case_exact: &[&str]) -> bool {
-    let full = match &path.sub {
-        Some(sub) => format!("{}.{}", path.attr, sub).to_ascii_lowercase(),
-        None => path.attr.to_ascii_lowercase(),
-    };
-    case_exact.contains(&full.as_str())
+/// Whether `path` (inside `parent`'s value filter, if any) compares with case.
+fn is_case_exact<S: AsRef<str>>(path: &AttrPath, parent: Option<&str>, case_exact: &[S]) -> bool {
+    let mut full = String::new();
+    for part in [parent, Some(path.attr.as_str()), path.sub.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if !full.is_empty() {
+            full.push('.');
+        }
+        full.push_str(&part.to_ascii_lowercase());
+    }
+    case_exact.iter().any(|name| name.as_ref() == full)
 }
 
 fn is_present(value: &Value) -> bool {

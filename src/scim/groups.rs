@@ -1,4 +1,5 @@
-//! `/Groups`: the provider's groups and their members.
+//! `/Groups`: the provider's groups and their members. A change of members
+//! writes only who joins and who leaves. Listings are read by `listing`.
 
 use std::collections::HashSet;
 
@@ -10,14 +11,17 @@ use serde_json::{Map, Value, json};
 use super::auth::ScimCaller;
 use super::error::ScimError;
 use super::filter::get_ci;
+use super::listing::Source;
 use super::patch::{self, PatchRequest};
 use super::projection::Projection;
+use super::query::{ListQuery, ListRequest, SearchRequest};
 use super::schema;
-use super::users::{ListQuery, SearchRequest, page_of};
-use super::{GROUP_SCHEMA, ScimJson, scim_json};
+use super::{GROUP_SCHEMA, ScimJson, list_response, resources, scim_json, search};
 use crate::app::AppState;
 use crate::domain::Timestamp;
-use crate::store::scim_groups::ScimGroupRecord;
+use crate::store::scim_groups::{MemberChange, ScimGroupRecord};
+use crate::store::scim_listing::ScimKind;
+use crate::store::snapshot::ListingSnapshot;
 
 struct ValidGroup {
     resource: Map<String, Value>,
@@ -93,67 +97,33 @@ fn validate(input: Value) -> Result<ValidGroup, ScimError> {
 }
 
 fn representation(state: &AppState, group: &ScimGroupRecord) -> Value {
-    let base = format!("{}/scim/v2/{}", state.public_url, group.idp_id);
-    let mut body = Map::new();
-    body.insert("schemas".into(), json!([GROUP_SCHEMA]));
-    body.insert("id".into(), json!(group.id));
-    body.extend(schema::GROUP.shown(&group.resource));
-    // `display` is left out: providers compare members with what they sent.
-    let members: Vec<Value> = group
-        .members
-        .iter()
-        .map(|id| json!({"value": id, "$ref": format!("{base}/Users/{id}"), "type": "User"}))
-        .collect();
-    body.insert("members".into(), json!(members));
-    body.insert(
-        "meta".into(),
-        json!({
-            "resourceType": "Group",
-            "created": group.created_at.to_string(),
-            "lastModified": group.updated_at.to_string(),
-            "location": format!("{base}/Groups/{}", group.id),
-            "version": format!("W/\"{}\"", group.version),
-        }),
-    );
-    Value::Object(body)
+    resources::group(&resources::base_of(&state.public_url, &group.idp_id), group)
 }
 
 /// `POST /Groups/.search`.
 pub async fn search_groups(
     State(state): State<AppState>,
     caller: ScimCaller,
-    ScimJson(search): ScimJson<SearchRequest>,
+    ScimJson(body): ScimJson<SearchRequest>,
 ) -> Result<Response, ScimError> {
-    page_of(all_groups(&state, &caller).await?, ListQuery::from(search)).await
+    search(&state, &caller, &[ScimKind::Groups], body).await
 }
 
-/// Every group as SCIM shows it.
-pub(super) async fn all_groups(
-    state: &AppState,
-    caller: &ScimCaller,
-) -> Result<Vec<Value>, ScimError> {
-    Ok(state
-        .store
-        .list_scim_groups(&caller.idp.id)
-        .await?
-        .iter()
-        .map(|g| representation(state, g))
-        .collect())
-}
-
+/// `GET /Groups`. Groups are deleted outright, so every page reads the present.
 pub async fn list_groups(
     State(state): State<AppState>,
     caller: ScimCaller,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
-    let all = state
-        .store
-        .list_scim_groups(&caller.idp.id)
-        .await?
-        .iter()
-        .map(|g| representation(&state, g))
-        .collect();
-    page_of(all, query).await
+    let request = ListRequest::try_from(query)?;
+    let present = ListingSnapshot::present();
+    let source = Source {
+        state: &state,
+        idp: &caller.idp.id,
+        snapshot: &present,
+    };
+    let listed = super::listing::list(&source, &[ScimKind::Groups], &request).await?;
+    Ok(list_response(listed.resources, listed.total, request.start))
 }
 
 async fn load(
@@ -187,7 +157,7 @@ pub async fn create_group(
         created_at: now,
         updated_at: now,
     };
-    state.store.save_scim_group(&group, true).await?;
+    state.store.create_scim_group(&group).await?;
     Ok(scim_json(
         StatusCode::CREATED,
         representation(&state, &group),
@@ -222,7 +192,8 @@ async fn save(
         updated_at: Timestamp::now(),
         ..before.clone()
     };
-    if !state.store.save_scim_group(&group, false).await? {
+    let change = MemberChange::between(&before.members, &group.members);
+    if !state.store.update_scim_group(&group, &change).await? {
         return Err(ScimError::NotFound(format!("no Group {}", before.id)));
     }
     Ok(scim_json(StatusCode::OK, representation(state, &group)))

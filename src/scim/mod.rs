@@ -8,14 +8,17 @@ pub mod error;
 pub mod filter;
 mod groups;
 mod linking;
+mod listing;
 pub mod patch;
 mod projection;
+mod query;
+mod resources;
 pub mod schema;
 mod users;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +26,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::listing::PageOutcome;
+use crate::store::scim_listing::ScimKind;
+use crate::store::snapshot::ListingSnapshot;
 use error::{SCIM_JSON, ScimError};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -90,13 +96,40 @@ pub fn router() -> Router<AppState> {
 
 /// `POST /.search` at the root: users and groups together.
 async fn search_all(
-    state: axum::extract::State<AppState>,
+    State(state): State<AppState>,
     caller: auth::ScimCaller,
-    ScimJson(search): ScimJson<users::SearchRequest>,
+    ScimJson(body): ScimJson<query::SearchRequest>,
 ) -> Result<Response, ScimError> {
-    let mut all = users::all_users(&state, &caller).await?;
-    all.extend(groups::all_groups(&state, &caller).await?);
-    users::page_of(all, users::ListQuery::from(search)).await
+    search(&state, &caller, &[ScimKind::Users, ScimKind::Groups], body).await
+}
+
+/// A `.search` of `kinds`: it reads the present state (pinned pages are for
+/// `GET` listings).
+async fn search(
+    state: &AppState,
+    caller: &auth::ScimCaller,
+    kinds: &[ScimKind],
+    body: query::SearchRequest,
+) -> Result<Response, ScimError> {
+    let request = query::ListRequest::try_from(query::ListQuery::from(body))?;
+    let present = ListingSnapshot::present();
+    let source = listing::Source {
+        state,
+        idp: &caller.idp.id,
+        snapshot: &present,
+    };
+    let listed = listing::list(&source, kinds, &request).await?;
+    Ok(list_response(listed.resources, listed.total, request.start))
+}
+
+/// Where a listed page sits, for deciding whether to keep its snapshot.
+fn outcome(request: &query::ListRequest, listed: &listing::Listed) -> PageOutcome {
+    PageOutcome {
+        before: request.start - 1,
+        shown: listed.resources.len() as u64,
+        asked: request.count,
+        total: listed.total,
+    }
 }
 
 /// Anything else under a provider's SCIM base answers with a SCIM 404.
@@ -112,7 +145,7 @@ pub fn scim_json(status: StatusCode, body: Value) -> Response {
     response
 }
 
-pub fn list_response(resources: Vec<Value>, total: usize, start_index: usize) -> Response {
+pub fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> Response {
     scim_json(
         StatusCode::OK,
         json!({

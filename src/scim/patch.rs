@@ -185,6 +185,7 @@ pub fn apply(
 ) -> Result<(), ScimError> {
     let booleans = schema.booleans();
     let boolean_attrs = booleans.as_slice();
+    let case_exact = schema.case_exact_names();
     if !request.schemas.is_empty() && !request.schemas.iter().any(|s| s == PATCH_SCHEMA) {
         return Err(ScimError::invalid_syntax(format!(
             "schemas must contain {PATCH_SCHEMA}"
@@ -216,7 +217,7 @@ pub fn apply(
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
-            None => apply_pathless(resource, op, value, schema)?,
+            None => apply_pathless(resource, op, value, schema, &case_exact)?,
             Some(path) => {
                 let Some(target) = parse_target(path, schema)? else {
                     continue;
@@ -227,7 +228,7 @@ pub fn apply(
                 } else {
                     value
                 };
-                apply_path(resource, op, &target, value)?
+                apply_path(resource, op, &target, value, &case_exact)?
             }
         }
     }
@@ -264,6 +265,7 @@ fn apply_pathless(
     op: Op,
     value: Option<Value>,
     schema: &Schema,
+    case_exact: &[String],
 ) -> Result<(), ScimError> {
     if op == Op::Remove {
         return Err(ScimError::no_target("remove needs a path"));
@@ -280,7 +282,7 @@ fn apply_pathless(
         }
         if name.eq_ignore_ascii_case(schema.id) {
             // The core schema's URN as a key holds core attributes.
-            apply_pathless(resource, op, Some(value), schema)?;
+            apply_pathless(resource, op, Some(value), schema, case_exact)?;
             continue;
         }
         // Undeclared attributes in a value are dropped, as at create.
@@ -290,7 +292,7 @@ fn apply_pathless(
         // Each key is checked as a path; a key such as `name.givenName`
         // sets a sub-attribute, an undeclared extension's URN is dropped.
         if let Some(target) = parse_target(&name, schema)? {
-            apply_path(resource, op, &target, Some(value))?;
+            apply_path(resource, op, &target, Some(value), case_exact)?;
         }
     }
     Ok(())
@@ -321,6 +323,7 @@ fn apply_path(
     op: Op,
     target: &Target,
     value: Option<Value>,
+    case_exact: &[String],
 ) -> Result<(), ScimError> {
     let Some(object) = resource.as_object_mut() else {
         return Err(ScimError::Internal("resource is not an object".into()));
@@ -392,7 +395,7 @@ fn apply_path(
                 )));
             };
             let matching: Vec<usize> = (0..items.len())
-                .filter(|&i| filter.matches(&items[i], &[]))
+                .filter(|&i| filter.matches_element(&items[i], &key, case_exact))
                 .collect();
             if matching.is_empty() {
                 return Err(ScimError::no_target(format!(

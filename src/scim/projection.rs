@@ -67,6 +67,14 @@ fn named_under<'a>(list: &'a [Name], attr: &str) -> (bool, Vec<&'a str>) {
 }
 
 impl Projection {
+    /// Whether the top-level attribute `attr` is returned at all, whole or in part.
+    pub fn shows(&self, attr: &str) -> bool {
+        let attr = attr.to_ascii_lowercase();
+        let (wanted, excluded) = (names(&self.attributes), names(&self.excluded_attributes));
+        let asked = wanted.is_empty() || wanted.iter().any(|(a, _)| *a == attr);
+        asked && !named_under(&excluded, &attr).0
+    }
+
     pub fn apply(&self, resource: Value) -> Value {
         let Value::Object(map) = resource else {
             return resource;
@@ -113,6 +121,19 @@ mod tests {
         .apply(json!({"id": "1", "schemas": ["s"], "userName": "u",
                       "name": {"givenName": "G", "familyName": "F"},
                       "emails": [{"value": "a@b.c", "type": "work"}]}))
+    }
+
+    #[test]
+    fn shown_attributes_are_known_before_reading_them() {
+        let projection = |attributes: Option<&str>, excluded: Option<&str>| Projection {
+            attributes: attributes.map(str::to_string),
+            excluded_attributes: excluded.map(str::to_string),
+        };
+        assert!(projection(None, None).shows("members"));
+        assert!(!projection(None, Some("Members")).shows("members"));
+        assert!(projection(None, Some("members.display")).shows("members"));
+        assert!(!projection(Some("displayName"), None).shows("members"));
+        assert!(projection(Some("members.value"), None).shows("members"));
     }
 
     #[test]

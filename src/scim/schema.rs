@@ -402,6 +402,24 @@ impl Schema {
         keep_declared(self.attributes, members, false, None).unwrap_or_default()
     }
 
+    /// Attributes compared with case in filters, lower case, as `attr` or
+    /// `attr.sub`: `id` (RFC 7643 §3.1) and those declared `caseExact`. A
+    /// multi-valued attribute compared bare (`members eq "…"`) compares its
+    /// `value`, so it is named bare too when its `value` is case-exact.
+    pub fn case_exact_names(&self) -> Vec<String> {
+        let mut names = vec!["id".to_string()];
+        for attribute in self.attributes {
+            let attr = attribute.name.to_ascii_lowercase();
+            if attribute.case_exact || attribute.sub("value").is_some_and(|v| v.case_exact) {
+                names.push(attr.clone());
+            }
+            for sub in attribute.subs.iter().filter(|s| s.case_exact) {
+                names.push(format!("{attr}.{}", sub.name.to_ascii_lowercase()));
+            }
+        }
+        names
+    }
+
     /// Names of the boolean attributes and sub-attributes (`active`, `primary`).
     pub fn booleans(&self) -> Vec<&'static str> {
         self.attributes
@@ -488,6 +506,24 @@ mod tests {
         };
         assert!(user_with(json!({"addresses": addresses(15)})).is_ok());
         assert!(user_with(json!({"addresses": addresses(17)})).is_err());
+    }
+
+    #[test]
+    fn case_exact_names_follow_the_declarations() {
+        assert_eq!(
+            USER.case_exact_names(),
+            ["id", "externalid", "groups", "groups.value", "groups.$ref"]
+        );
+        assert_eq!(
+            GROUP.case_exact_names(),
+            [
+                "id",
+                "members",
+                "members.value",
+                "members.$ref",
+                "externalid"
+            ]
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod policies;
 pub mod retention;
 pub mod scim;
 pub mod scim_groups;
+pub mod scim_listing;
 pub mod sealing;
 pub mod service_tokens;
 pub mod snapshot;
@@ -256,6 +257,8 @@ impl Store {
             Pool::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
             Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
+        // Keys no SQL migration can compute as the in-memory filter folds case.
+        self.index_scim_users_stored_unindexed().await?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ pub struct Purged {
     pub otp_challenges: u64,
     pub throttle_windows: u64,
     pub deleted_scim_users: u64,
+    pub listing_snapshots: u64,
 }
 
 /// Throttle windows are at most this long (sign-in codes use ten minutes);
@@ -24,7 +25,8 @@ impl Store {
     /// Deletes sessions that expired or were revoked before `sessions_before`,
     /// failed logins past their own expiry at `now`, and tombstones of Access
     /// and SCIM users older than `tombstones_before`; sign-in challenges past
-    /// their expiry (used or not) and throttle windows that closed.
+    /// their expiry (used or not), throttle windows that closed, and listing
+    /// snapshots that expired.
     #[instrument(skip_all)]
     pub async fn purge_expired_records(
         &self,
@@ -52,6 +54,7 @@ impl Store {
             .purge_throttle_windows(now.plus_seconds(-LONGEST_THROTTLE_WINDOW_SECONDS))
             .await?;
         let deleted_scim_users = self.purge_scim_tombstones(tombstones_before).await?;
+        let listing_snapshots = self.purge_expired_snapshots(now).await?;
         Ok(Purged {
             sessions,
             failed_logins,
@@ -59,6 +62,7 @@ impl Store {
             otp_challenges,
             throttle_windows,
             deleted_scim_users,
+            listing_snapshots,
         })
     }
 }

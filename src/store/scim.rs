@@ -1,10 +1,12 @@
-//! SCIM users as identity providers push them.
+//! SCIM users as identity providers push them. Each user keeps, besides its
+//! resource, the keys SCIM filters look it up by (`user_name_key`,
+//! `display_name_key`, `scim_user_emails`); listings are in `scim_listing`.
 
 use serde_json::Value;
 use tracing::instrument;
 
-use super::snapshot::{ListingScope, ListingSnapshot};
-use super::{Store, StoreError, StoreResult, corrupt, with_pool};
+use super::snapshot::{HOLD_OWNER, ListingScope, NEXT_DELETION};
+use super::{Bind, Store, StoreError, StoreResult, bind_all, corrupt, with_pool};
 use crate::domain::secret::SecretHash;
 use crate::domain::{AccountId, IdpId, Timestamp};
 
@@ -26,7 +28,7 @@ pub struct ScimUserRecord {
 }
 
 #[derive(sqlx::FromRow)]
-struct ScimUserRow {
+pub(super) struct ScimUserRow {
     id: String,
     idp_id: String,
     account_id: String,
@@ -60,7 +62,7 @@ impl TryFrom<ScimUserRow> for ScimUserRecord {
     }
 }
 
-const COLUMNS: &str = "id, idp_id, account_id, user_name, link_email, external_id, active, resource, version, created_at, updated_at";
+pub(super) const COLUMNS: &str = "id, idp_id, account_id, user_name, link_email, external_id, active, resource, version, created_at, updated_at";
 const TAKEN: &str = "userName is already taken in this identity provider";
 
 impl Store {
@@ -84,10 +86,20 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn create_scim_user(&self, user: &ScimUserRecord) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO scim_users ({COLUMNS}, user_name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO scim_users ({COLUMNS}, user_name_key, display_name_key, keys_indexed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         let resource = serde_json::to_string(&user.resource).map_err(corrupt)?;
+        let keys = SearchKeys::of(&user.resource);
+        let (emails_sql, emails_binds) = keys.email_rows(&user.id, user.idp_id.as_str());
         with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // Creations of one provider take `seq` values in commit order.
+            sqlx::query(HOLD_OWNER)
+                .bind(ListingScope::ScimUsers.name())
+                .bind(user.idp_id.as_str())
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(&sql)
                 .bind(&user.id)
                 .bind(user.idp_id.as_str())
@@ -101,11 +113,18 @@ impl Store {
                 .bind(user.created_at.micros())
                 .bind(user.updated_at.micros())
                 .bind(user.user_name.to_lowercase())
-                .execute(pool)
+                .bind(keys.display_name.as_deref())
+                .bind(true)
+                .execute(&mut *tx)
                 .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(super::conflict_on_unique(TAKEN))?;
+                .map_err(super::conflict_on_unique(TAKEN))?;
+            if let Some(emails_sql) = &emails_sql {
+                bind_all!(sqlx::query(emails_sql), &emails_binds)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -126,40 +145,6 @@ impl Store {
                 .await?
         });
         row.map(ScimUserRecord::try_from).transpose()
-    }
-
-    /// Every user of the provider, in creation order.
-    #[instrument(skip_all)]
-    pub async fn list_scim_users(&self, idp: &IdpId) -> StoreResult<Vec<ScimUserRecord>> {
-        self.list_scim_users_at(idp, &ListingSnapshot::now()).await
-    }
-
-    /// The provider's users as they are now, pinned as the reference of a listing.
-    #[instrument(skip_all)]
-    pub async fn scim_user_snapshot(&self, idp: &IdpId) -> StoreResult<ListingSnapshot> {
-        self.take_snapshot(ListingScope::ScimUsers, idp.as_str())
-            .await
-    }
-
-    /// The users of `snapshot`, in creation order.
-    #[instrument(skip_all)]
-    pub async fn list_scim_users_at(
-        &self,
-        idp: &IdpId,
-        snapshot: &ListingSnapshot,
-    ) -> StoreResult<Vec<ScimUserRecord>> {
-        let (visible, values) = snapshot.condition(2);
-        let sql = format!(
-            "SELECT {COLUMNS} FROM scim_users WHERE idp_id = $1 AND {visible} ORDER BY seq"
-        );
-        let rows: Vec<ScimUserRow> = with_pool!(self, |pool| {
-            let mut query = sqlx::query_as(&sql).bind(idp.as_str());
-            for value in &values {
-                query = query.bind(*value);
-            }
-            query.fetch_all(pool).await?
-        });
-        rows.into_iter().map(ScimUserRecord::try_from).collect()
     }
 
     /// Whether a live SCIM user of another provider in the account, created
@@ -203,11 +188,14 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn replace_scim_user(&self, user: &ScimUserRecord) -> StoreResult<bool> {
         let sql = "UPDATE scim_users SET user_name = $3, user_name_key = $4, link_email = $10, external_id = $5, active = $6, \
-                   resource = $7, version = $8, updated_at = $9 \
+                   resource = $7, version = $8, updated_at = $9, display_name_key = $11 \
                    WHERE idp_id = $1 AND id = $2 AND deleted_at IS NULL";
         let resource = serde_json::to_string(&user.resource).map_err(corrupt)?;
+        let keys = SearchKeys::of(&user.resource);
+        let (emails_sql, emails_binds) = keys.email_rows(&user.id, user.idp_id.as_str());
         let affected = with_pool!(self, |pool| {
-            sqlx::query(sql)
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(sql)
                 .bind(user.idp_id.as_str())
                 .bind(&user.id)
                 .bind(&user.user_name)
@@ -218,16 +206,30 @@ impl Store {
                 .bind(user.version)
                 .bind(user.updated_at.micros())
                 .bind(user.link_email.to_lowercase())
-                .execute(pool)
+                .bind(keys.display_name.as_deref())
+                .execute(&mut *tx)
                 .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(super::conflict_on_unique(TAKEN))?;
+                .map_err(super::conflict_on_unique(TAKEN))?
+                .rows_affected();
+            if affected > 0 {
+                sqlx::query("DELETE FROM scim_user_emails WHERE user_id = $1")
+                    .bind(&user.id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(emails_sql) = &emails_sql {
+                    bind_all!(sqlx::query(emails_sql), &emails_binds)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            affected
+        });
         Ok(affected > 0)
     }
 
     /// Deletes the user and their group memberships; the row stays a
-    /// tombstone for listings under way.
+    /// tombstone, numbered for listings under way.
     #[instrument(skip_all)]
     pub async fn delete_scim_user(
         &self,
@@ -237,12 +239,19 @@ impl Store {
     ) -> StoreResult<bool> {
         let deleted = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            let number: i64 = sqlx::query_scalar(NEXT_DELETION)
+                .bind(ListingScope::ScimUsers.name())
+                .bind(idp.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
             let affected = sqlx::query(
-                "UPDATE scim_users SET deleted_at = $3 WHERE idp_id = $1 AND id = $2 AND deleted_at IS NULL",
+                "UPDATE scim_users SET deleted_at = $3, deleted_no = $4 \
+                 WHERE idp_id = $1 AND id = $2 AND deleted_at IS NULL",
             )
             .bind(idp.as_str())
             .bind(id)
             .bind(now.micros())
+            .bind(number)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -254,5 +263,123 @@ impl Store {
             affected > 0
         });
         Ok(deleted)
+    }
+
+    /// Fills the e-mail and display-name keys of users stored before they
+    /// were kept (see migration 0013), a batch at a time; run on start.
+    #[instrument(skip_all)]
+    pub async fn index_scim_users_stored_unindexed(&self) -> StoreResult<u64> {
+        const BATCH: i64 = 200;
+        let pending = "SELECT id, idp_id, resource FROM scim_users WHERE NOT keys_indexed ORDER BY seq LIMIT $1";
+        let mark = "UPDATE scim_users SET display_name_key = $2, keys_indexed = $3 WHERE id = $1";
+        let mut indexed = 0;
+        loop {
+            let rows: Vec<(String, String, String)> = with_pool!(self, |pool| {
+                sqlx::query_as(pending).bind(BATCH).fetch_all(pool).await?
+            });
+            if rows.is_empty() {
+                return Ok(indexed);
+            }
+            with_pool!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                for (id, idp, resource) in &rows {
+                    // A resource that does not parse matches no key, as in memory.
+                    let resource = serde_json::from_str(resource).unwrap_or(Value::Null);
+                    let keys = SearchKeys::of(&resource);
+                    let (emails_sql, emails_binds) = keys.email_rows(id, idp);
+                    sqlx::query("DELETE FROM scim_user_emails WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(emails_sql) = &emails_sql {
+                        bind_all!(sqlx::query(emails_sql), &emails_binds)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query(mark)
+                        .bind(id)
+                        .bind(keys.display_name.as_deref())
+                        .bind(true)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            });
+            indexed += rows.len() as u64;
+        }
+    }
+}
+
+/// What SCIM filters look a user up by, besides the columns: each e-mail
+/// and the display name, lower case as the in-memory filter compares them.
+struct SearchKeys {
+    emails: Vec<String>,
+    display_name: Option<String>,
+}
+
+/// A member of a JSON object by name, whatever its case.
+fn member<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
+    object
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value)
+}
+
+impl SearchKeys {
+    fn of(resource: &Value) -> Self {
+        let mut emails: Vec<String> = member(resource, "emails")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|email| member(email, "value").and_then(Value::as_str))
+            .map(str::to_lowercase)
+            .collect();
+        emails.sort();
+        emails.dedup();
+        SearchKeys {
+            emails,
+            display_name: member(resource, "displayName")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase),
+        }
+    }
+
+    /// The statement inserting the e-mail rows, if any, and its binds.
+    fn email_rows(&self, user: &str, idp: &str) -> (Option<String>, Vec<Bind>) {
+        if self.emails.is_empty() {
+            return (None, Vec::new());
+        }
+        let mut binds = vec![Bind::Text(user.to_string()), Bind::Text(idp.to_string())];
+        let mut rows = Vec::with_capacity(self.emails.len());
+        for email in &self.emails {
+            binds.push(Bind::Text(email.clone()));
+            rows.push(format!("($1, $2, ${})", binds.len()));
+        }
+        let sql = format!(
+            "INSERT INTO scim_user_emails (user_id, idp_id, email_key) VALUES {}",
+            rows.join(", ")
+        );
+        (Some(sql), binds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn search_keys_fold_case_and_repeat_no_e_mail() {
+        let keys = SearchKeys::of(&json!({
+            "displayName": "Ann LÉE",
+            "emails": [{"value": "Ann@Example.com"}, {"VALUE": "ann@example.COM"}, {"type": "work"}]
+        }));
+        assert_eq!(keys.emails, ["ann@example.com"]);
+        assert_eq!(keys.display_name.as_deref(), Some("ann lée"));
+        let none = SearchKeys::of(&json!({"userName": "a"}));
+        assert!(none.emails.is_empty() && none.display_name.is_none());
+        assert_eq!(none.email_rows("u", "i").0, None);
     }
 }

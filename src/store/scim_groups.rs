@@ -1,11 +1,10 @@
-//! SCIM groups and their members.
-
-use std::collections::BTreeMap;
+//! SCIM groups and their members. A change of members writes only the
+//! members that come and go: the rows of those who stay are not touched.
 
 use serde_json::Value;
 use tracing::instrument;
 
-use super::{Store, StoreError, StoreResult, corrupt, with_pool};
+use super::{Bind, Store, StoreError, StoreResult, bind_all, corrupt, with_pool};
 use crate::domain::{AccountId, IdpId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -24,7 +23,7 @@ pub struct ScimGroupRecord {
 }
 
 #[derive(sqlx::FromRow)]
-struct GroupRow {
+pub(super) struct GroupRow {
     id: String,
     idp_id: String,
     account_id: String,
@@ -37,7 +36,7 @@ struct GroupRow {
 }
 
 impl GroupRow {
-    fn into_record(self, members: Vec<String>) -> StoreResult<ScimGroupRecord> {
+    pub(super) fn into_record(self, members: Vec<String>) -> StoreResult<ScimGroupRecord> {
         Ok(ScimGroupRecord {
             id: self.id,
             idp_id: IdpId::parse(&self.idp_id).ok_or_else(|| corrupt("identity provider id"))?,
@@ -53,28 +52,113 @@ impl GroupRow {
     }
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, idp_id, account_id, display_name, external_id, resource, version, created_at, updated_at";
 const TAKEN: &str = "displayName is already taken in this identity provider";
 
+/// Members written per statement.
+const MEMBERS_PER_STATEMENT: usize = 500;
+
+/// `$1, $2, …` from `first`, one per value, and the values as binds.
+fn placeholders(first: usize, values: &[String]) -> (String, Vec<Bind>) {
+    let list: Vec<String> = (0..values.len())
+        .map(|i| format!("${}", first + i))
+        .collect();
+    (
+        list.join(", "),
+        values.iter().cloned().map(Bind::Text).collect(),
+    )
+}
+
+/// Who joins and who leaves a group.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MemberChange {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl MemberChange {
+    /// What turns the members `before` into `after`, each in its order.
+    pub fn between(before: &[String], after: &[String]) -> Self {
+        let was: std::collections::HashSet<&String> = before.iter().collect();
+        let now: std::collections::HashSet<&String> = after.iter().collect();
+        MemberChange {
+            added: after.iter().filter(|m| !was.contains(m)).cloned().collect(),
+            removed: before
+                .iter()
+                .filter(|m| !now.contains(m))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// Removes the members leaving `$group` and adds those joining, a batch per
+/// statement, inside the transaction `$tx`; a joining member who is not a
+/// live user of the group's provider fails it with `UnknownReference`.
+macro_rules! change_members {
+    ($tx:expr, $group:expr, $change:expr) => {{
+        let (group, change): (&ScimGroupRecord, &MemberChange) = ($group, $change);
+        for leaving in change.removed.chunks(MEMBERS_PER_STATEMENT) {
+            let (list, mut binds) = placeholders(2, leaving);
+            binds.insert(0, Bind::Text(group.id.clone()));
+            let sql = format!(
+                "DELETE FROM scim_group_members WHERE group_id = $1 AND user_id IN ({list})"
+            );
+            bind_all!(sqlx::query(&sql), &binds).execute($tx).await?;
+        }
+        for joining in change.added.chunks(MEMBERS_PER_STATEMENT) {
+            let (list, ids) = placeholders(2, joining);
+            let mut binds = vec![Bind::Text(group.idp_id.to_string())];
+            binds.extend(ids);
+            let known_sql = format!(
+                "SELECT id FROM scim_users WHERE idp_id = $1 AND deleted_at IS NULL AND id IN ({list})"
+            );
+            let known: std::collections::HashSet<String> =
+                bind_all!(sqlx::query_scalar(&known_sql), &binds)
+                    .fetch_all($tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            if let Some(unknown) = joining.iter().find(|id| !known.contains(*id)) {
+                return Err(StoreError::UnknownReference(format!(
+                    "member {unknown} is not a user of this identity provider"
+                )));
+            }
+            let (list, ids) = placeholders(4, joining);
+            let mut binds = vec![
+                Bind::Text(group.id.clone()),
+                Bind::Int(group.updated_at.micros()),
+                Bind::Text(group.idp_id.to_string()),
+            ];
+            binds.extend(ids);
+            let insert = format!(
+                "INSERT INTO scim_group_members (group_id, user_id, added_at) \
+                 SELECT $1, id, $2 FROM scim_users \
+                 WHERE idp_id = $3 AND deleted_at IS NULL AND id IN ({list}) \
+                 ON CONFLICT (group_id, user_id) DO NOTHING"
+            );
+            bind_all!(sqlx::query(&insert), &binds).execute($tx).await?;
+        }
+    }};
+}
+
 impl Store {
-    /// Creates or replaces a group and its members in one transaction.
-    /// Members must be users of the same provider.
+    /// Creates a group with its members in one transaction. Members must be
+    /// live users of the same provider.
     #[instrument(skip_all)]
-    pub async fn save_scim_group(
-        &self,
-        group: &ScimGroupRecord,
-        is_new: bool,
-    ) -> StoreResult<bool> {
+    pub async fn create_scim_group(&self, group: &ScimGroupRecord) -> StoreResult<()> {
         let insert = format!(
             "INSERT INTO scim_groups ({COLUMNS}, display_name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
-        let update = "UPDATE scim_groups SET display_name = $4, external_id = $5, resource = $6, version = $7, \
-                      updated_at = $9, display_name_key = $10 WHERE id = $1 AND idp_id = $2 AND account_id = $3";
         let resource = serde_json::to_string(&group.resource).map_err(corrupt)?;
-        let saved = with_pool!(self, |pool| {
+        let joining = MemberChange {
+            added: group.members.clone(),
+            removed: Vec::new(),
+        };
+        with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let affected = sqlx::query(if is_new { &insert } else { update })
+            sqlx::query(&insert)
                 .bind(&group.id)
                 .bind(group.idp_id.as_str())
                 .bind(group.account_id.as_str())
@@ -87,34 +171,43 @@ impl Store {
                 .bind(group.display_name.to_lowercase())
                 .execute(&mut *tx)
                 .await
+                .map_err(super::conflict_on_unique(TAKEN))?;
+            change_members!(&mut *tx, group, &joining);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Saves a changed group and the change of its members in one
+    /// transaction; false when the group no longer exists. Joining members
+    /// must be live users of the same provider.
+    #[instrument(skip_all)]
+    pub async fn update_scim_group(
+        &self,
+        group: &ScimGroupRecord,
+        change: &MemberChange,
+    ) -> StoreResult<bool> {
+        let update = "UPDATE scim_groups SET display_name = $4, external_id = $5, resource = $6, version = $7, \
+                      updated_at = $8, display_name_key = $9 WHERE id = $1 AND idp_id = $2 AND account_id = $3";
+        let resource = serde_json::to_string(&group.resource).map_err(corrupt)?;
+        let saved = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(update)
+                .bind(&group.id)
+                .bind(group.idp_id.as_str())
+                .bind(group.account_id.as_str())
+                .bind(&group.display_name)
+                .bind(group.external_id.as_deref())
+                .bind(&resource)
+                .bind(group.version)
+                .bind(group.updated_at.micros())
+                .bind(group.display_name.to_lowercase())
+                .execute(&mut *tx)
+                .await
                 .map_err(super::conflict_on_unique(TAKEN))?
                 .rows_affected();
             if affected > 0 {
-                sqlx::query("DELETE FROM scim_group_members WHERE group_id = $1")
-                    .bind(&group.id)
-                    .execute(&mut *tx)
-                    .await?;
-                for member in &group.members {
-                    let known: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM scim_users WHERE id = $1 AND idp_id = $2 AND deleted_at IS NULL",
-                    )
-                    .bind(member)
-                    .bind(group.idp_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if known == 0 {
-                        return Err(StoreError::UnknownReference(format!(
-                            "member {member} is not a user of this identity provider"
-                        )));
-                    }
-                    sqlx::query(
-                        "INSERT INTO scim_group_members (group_id, user_id) VALUES ($1, $2)",
-                    )
-                    .bind(&group.id)
-                    .bind(member)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                change_members!(&mut *tx, group, change);
             }
             tx.commit().await?;
             affected > 0
@@ -122,6 +215,7 @@ impl Store {
         Ok(saved)
     }
 
+    /// The group's members, in id order.
     async fn members_of(&self, group: &str) -> StoreResult<Vec<String>> {
         let members = with_pool!(self, |pool| {
             sqlx::query_scalar(
@@ -157,35 +251,6 @@ impl Store {
         }
     }
 
-    /// Every group of the provider with its members, in creation order.
-    #[instrument(skip_all)]
-    pub async fn list_scim_groups(&self, idp: &IdpId) -> StoreResult<Vec<ScimGroupRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM scim_groups WHERE idp_id = $1 ORDER BY seq");
-        let members_sql = "SELECT m.group_id, m.user_id FROM scim_group_members m \
-                           JOIN scim_groups g ON g.id = m.group_id WHERE g.idp_id = $1 ORDER BY m.user_id";
-        let (rows, pairs): (Vec<GroupRow>, Vec<(String, String)>) = with_pool!(self, |pool| {
-            let rows = sqlx::query_as(&sql)
-                .bind(idp.as_str())
-                .fetch_all(pool)
-                .await?;
-            let pairs = sqlx::query_as(members_sql)
-                .bind(idp.as_str())
-                .fetch_all(pool)
-                .await?;
-            (rows, pairs)
-        });
-        let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (group, user) in pairs {
-            members.entry(group).or_default().push(user);
-        }
-        rows.into_iter()
-            .map(|row| {
-                let list = members.remove(&row.id).unwrap_or_default();
-                row.into_record(list)
-            })
-            .collect()
-    }
-
     #[instrument(skip_all)]
     pub async fn delete_scim_group(&self, idp: &IdpId, id: &str) -> StoreResult<bool> {
         let affected = with_pool!(self, |pool| {
@@ -197,18 +262,6 @@ impl Store {
                 .rows_affected()
         });
         Ok(affected > 0)
-    }
-
-    /// Groups (id, displayName) the SCIM user belongs to.
-    #[instrument(skip_all)]
-    pub async fn scim_groups_of_user(&self, user: &str) -> StoreResult<Vec<(String, String)>> {
-        let sql = "SELECT g.id, g.display_name FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id \
-                   WHERE m.user_id = $1 ORDER BY g.display_name";
-        let rows = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(user)
-            .fetch_all(pool)
-            .await?);
-        Ok(rows)
     }
 
     /// Ids of the SCIM groups, in this account, of the users linked to

@@ -6,10 +6,29 @@
 //! snapshot does not see; only the remainder is stepped over in the index.
 //! The snapshot's last block is never skipped by count, since it may hold
 //! users created after the snapshot.
+//!
+//! The tombstones a snapshot does not see (deleted before it) are counted
+//! per block in the database, through the index of the account's
+//! tombstones, however many a mass deletion left.
 
 use std::collections::BTreeMap;
 
 use super::users::{BLOCK_SPAN, ListingSnapshot};
+
+/// (block, tombstones) of the account `$1` that a snapshot which counted
+/// `$2` deletions leaves out, read through the account's tombstone index.
+/// `4096` is [`BLOCK_SPAN`].
+pub const HIDDEN_PER_BLOCK: &str = "SELECT seq / 4096, COUNT(*) FROM access_users \
+     WHERE account_id = $1 AND deleted_at IS NOT NULL AND deleted_no <= $2 GROUP BY seq / 4096";
+
+/// How many more users the account `$1` had at a snapshot (newest `seq`
+/// `$2`, deletions counted `$3`) than it has live now: those deleted since,
+/// less those created since (a user created and deleted since is in both).
+pub const CHANGED_SINCE_SNAPSHOT: &str = "SELECT \
+     (SELECT COUNT(*) FROM access_users WHERE account_id = $1 AND deleted_at IS NOT NULL \
+       AND deleted_no > $3) \
+     - (SELECT COUNT(*) FROM access_users WHERE account_id = $1 AND seq > $2 \
+       AND (deleted_at IS NULL OR deleted_no > $3))";
 
 /// Where a listing resumes: the first `seq` to consider, and how many
 /// visible users to step over from there.
@@ -51,6 +70,11 @@ pub fn hidden_per_block(seqs: impl Iterator<Item = i64>) -> BTreeMap<i64, i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tombstone_count_uses_the_block_span() {
+        assert!(HIDDEN_PER_BLOCK.contains(&format!("seq / {BLOCK_SPAN},")));
+    }
 
     #[test]
     fn skips_whole_blocks_and_steps_over_the_rest() {

@@ -1,8 +1,11 @@
 use tracing::instrument;
 
-use super::snapshot::ListingScope;
 pub use super::snapshot::ListingSnapshot;
-use super::user_pages::{Resume, hidden_per_block as per_block, last_counted_block, locate};
+use super::snapshot::{ListingScope, NEXT_DELETION};
+use super::user_pages::{
+    CHANGED_SINCE_SNAPSHOT, HIDDEN_PER_BLOCK, Resume, hidden_per_block as per_block,
+    last_counted_block, locate,
+};
 use super::{
     Bind, Page, PageRequest, Store, StoreError, StoreResult, bind_all, corrupt, like_pattern,
     with_pool, with_writer,
@@ -82,8 +85,7 @@ fn listing_condition(
     snapshot: &ListingSnapshot,
 ) -> (String, Vec<Bind>) {
     let mut binds = vec![Bind::Text(account.to_string())];
-    let (visible, values) = snapshot.condition(2);
-    binds.extend(values.into_iter().map(Bind::Int));
+    let visible = snapshot.condition(&mut binds);
     let mut sql = format!("account_id = $1 AND {visible}");
     if let Some(email) = &filter.email {
         binds.push(Bind::Text(Email::key_of(email)));
@@ -283,19 +285,32 @@ impl Store {
                     .bind(last_block)
                     .fetch_all(&mut *tx)
                     .await?;
-                let hidden = snapshot
-                    .hidden()
-                    .iter()
-                    .copied()
-                    .filter(|seq| *seq < last_block * BLOCK_SPAN);
+                let hidden: Vec<(i64, i64)> = sqlx::query_as(HIDDEN_PER_BLOCK)
+                    .bind(account.as_str())
+                    .bind(snapshot.deletions_hidden())
+                    .fetch_all(&mut *tx)
+                    .await?;
                 // Kept by every create and delete: exact for the present, and
                 // cheap where counting a million index entries is not.
                 let live: Option<i64> = sqlx::query_scalar(totals_sql)
                     .bind(account.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
-                let resume = locate(page.offset(), &blocks, &per_block(hidden));
-                (resume, live.unwrap_or(0))
+                // The snapshot's total: the present's, with the users deleted
+                // since and without those created since.
+                let since: i64 = match snapshot.deletions {
+                    Some(counted) => {
+                        sqlx::query_scalar(CHANGED_SINCE_SNAPSHOT)
+                            .bind(account.as_str())
+                            .bind(snapshot.last_seq)
+                            .bind(counted)
+                            .fetch_one(&mut *tx)
+                            .await?
+                    }
+                    None => 0,
+                };
+                let resume = locate(page.offset(), &blocks, &hidden.into_iter().collect());
+                (resume, live.unwrap_or(0) + since)
             } else {
                 let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), &binds)
                     .fetch_one(&mut *tx)
@@ -395,17 +410,24 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let tombstone = "UPDATE access_users SET deleted_at = $3, access_seat = $4, \
-                         gateway_seat = $4, seat_updated_at = $3, updated_at = $3 \
+                         gateway_seat = $4, seat_updated_at = $3, updated_at = $3, deleted_no = $5 \
                          WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
         let revoke = "UPDATE access_sessions SET revoked_at = $2 \
                       WHERE user_id = $1 AND revoked_at IS NULL";
         let deleted = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // Numbered for listings under way (see `snapshot`).
+            let number: i64 = sqlx::query_scalar(NEXT_DELETION)
+                .bind(ListingScope::AccessUsers.name())
+                .bind(account.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
             let affected = sqlx::query(tombstone)
                 .bind(id.as_str())
                 .bind(account.as_str())
                 .bind(now.micros())
                 .bind(false)
+                .bind(number)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
