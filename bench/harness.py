@@ -5,6 +5,7 @@ server and reading the address it prints, and driving it with `wrk`.
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,23 @@ class Server:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def wait_idle(self, limit: float = 120.0) -> None:
+        """Waits (up to `limit` s) until the process uses under 5% of a CPU:
+        work a previous run left behind (requests wrk gave up on that still
+        run to their end) must not count against the next one."""
+        deadline = time.monotonic() + limit
+        before = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.cpu_seconds()
+            if now - before < 0.025:
+                return
+            before = now
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -62,6 +80,12 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def start(command: list[str], env: dict | None = None) -> tuple[subprocess.Popen, str]:
@@ -134,15 +158,17 @@ def wrk(url: str, headers: dict, seconds: int, connections: int = 32,
         diagnosis.unlink()
         errors = "".join(line + "\n" for line in again.splitlines() if line.startswith("answered "))
         raise RequestsFailed(f"{url} answered errors:\n{output}\nA second run saw:\n{errors or again}")
+    if re.search(r"^\s+0 requests in", output, re.MULTILINE):
+        raise RequestsFailed(f"{url}: no request was answered within the {seconds} s run")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     return Measurement(rate, _millis(output, "50"), _millis(output, "99"))
 
 
 class PeakRss:
-    """Samples a server's resident memory every 100 ms while in use."""
+    """Samples the resident memory of `current()` (a server) every 100 ms while in use."""
 
-    def __init__(self, server: Server):
-        self.server, self.peak, self._stop = server, 0.0, threading.Event()
+    def __init__(self, current):
+        self.current, self.peak, self._stop = current, 0.0, threading.Event()
 
     def __enter__(self):
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -152,9 +178,9 @@ class PeakRss:
     def _sample(self):
         while not self._stop.wait(0.1):
             try:
-                self.peak = max(self.peak, self.server.rss_mib())
-            except (OSError, AttributeError):  # the process has ended: its failure is reported elsewhere
-                return
+                self.peak = max(self.peak, self.current().rss_mib())
+            except (OSError, AttributeError):  # between two processes, or one that ended and is reported elsewhere
+                continue
 
     def __exit__(self, *_):
         self._stop.set()
