@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,20 @@ def _millis(output: str, percentile: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+@contextmanager
+def _script(script: str | None, *more: str):
+    """The request script (after the thread numbering it relies on) and
+    `more` scripts, as one file for wrk; None for none at all."""
+    names = (["numbered_threads.lua", script] if script else []) + list(more)
+    if not names:
+        yield None
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as combined:
+        combined.write("\n".join((LUA / name).read_text() for name in names))
+        combined.flush()
+        yield Path(combined.name)
+
+
 def _run_wrk(url: str, headers: dict, seconds: int, connections: int, script: Path | None,
              script_args: list[str]) -> str:
     command = [ensure_wrk(), "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s"]
@@ -147,15 +162,12 @@ def _run_wrk(url: str, headers: dict, seconds: int, connections: int, script: Pa
 def wrk(url: str, headers: dict, seconds: int, connections: int = 32,
         script: str | None = None, script_args: list[str] | None = None) -> Measurement:
     """Runs wrk (2 threads); raises RequestsFailed on any non-2xx answer or socket error."""
-    output = _run_wrk(url, headers, seconds, connections, script and LUA / script, script_args or [])
+    with _script(script) as lua:
+        output = _run_wrk(url, headers, seconds, connections, lua, script_args or [])
     if "Non-2xx" in output or "Socket errors" in output:
         # Once more, briefly, with the script printing what the errors were.
-        diagnosis = Path(tempfile.mkstemp(suffix=".lua")[1])
-        diagnosis.write_text((LUA / script).read_text() if script else "")
-        with diagnosis.open("a") as lua:
-            lua.write((LUA / "report_errors.lua").read_text())
-        again = _run_wrk(url, headers, 1, connections, diagnosis, script_args or [])
-        diagnosis.unlink()
+        with _script(script, "report_errors.lua") as lua:
+            again = _run_wrk(url, headers, 1, connections, lua, script_args or [])
         errors = "".join(line + "\n" for line in again.splitlines() if line.startswith("answered "))
         raise RequestsFailed(f"{url} answered errors:\n{output}\nA second run saw:\n{errors or again}")
     if re.search(r"^\s+0 requests in", output, re.MULTILINE):

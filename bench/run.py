@@ -23,6 +23,7 @@ run instead. The table goes to stdout and to target/bench/results.md.
 
 import argparse
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -126,6 +127,8 @@ def main() -> None:
                              "of the previous one (wrk dropping the requests in flight) did to it")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
     args = parser.parse_args()
+    # A terminated run still stops its servers and drops its working copy (the `finally` blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     sizes = [datasets.parse_size(size) for size in args.sizes.split(",")]
     if not args.no_build:
         build()

@@ -2,12 +2,6 @@
 -- Arguments: a tag unique to the run.
 local counter = 0
 
-local threads = 0
-function setup(thread)
-   threads = threads + 1
-   thread:set("tid", threads)
-end
-
 function init(args)
    tag = args[1] or tostring(os.time())
    wrk.method = "POST"

@@ -6,12 +6,6 @@ local counter = 0
 local body = '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],'
    .. '"Operations":[{"op":"replace","path":"active","value":false}]}'
 
-local threads = 0
-function setup(thread)
-   threads = threads + 1
-   thread:set("tid", threads)
-end
-
 function init(args)
    ids = {}
    for line in io.lines(args[1]) do
@@ -24,7 +18,7 @@ end
 
 function request()
    counter = counter + 1
-   -- wrk runs with two threads (-t2): thread 1 takes odd turns, thread 2 even ones.
+   -- Two threads (tid 1 and 2) take turns.
    local id = ids[(start + counter * 2 + tid) % #ids + 1]
    return wrk.format(nil, wrk.path .. "/" .. id, nil, body)
 end

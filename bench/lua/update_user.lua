@@ -2,12 +2,6 @@
 -- the URL is the users collection. Arguments: that file.
 local counter = 0
 
-local threads = 0
-function setup(thread)
-   threads = threads + 1
-   thread:set("tid", threads)
-end
-
 function init(args)
    users = {}
    for line in io.lines(args[1]) do
@@ -20,7 +14,7 @@ end
 
 function request()
    counter = counter + 1
-   -- wrk runs with two threads (-t2): thread 1 takes odd turns, thread 2 even ones.
+   -- Two threads (tid 1 and 2) take turns.
    local user = users[(counter * 2 + tid) % #users + 1]
    local body = string.format('{"email":"%s","name":"Renamed %d"}', user.email, counter)
    return wrk.format(nil, wrk.path .. "/" .. user.id, nil, body)
