@@ -14,7 +14,6 @@ ratio to the bare handler's.
 
 import argparse
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,11 +22,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forward_auth import RELEASE, TOKEN, start, wrk  # noqa: E402
+from harness import ACCESSD, BARE_HANDLER, TOKEN, accessd_env, median, require_binaries, start, wrk  # noqa: E402
 
 
 def generate(database: str, users: int) -> str:
-    out = subprocess.run([str(RELEASE / "accessd"), "generate", "--database", database,
+    out = subprocess.run([str(ACCESSD), "generate", "--database", database,
                           "--users", str(users)], check=True, capture_output=True, text=True,
                          env={"ACCESSD_LOG": "warn", "PATH": "/usr/bin:/bin"})
     return re.search(r"account ([0-9a-f]{32})", out.stdout).group(1)
@@ -49,10 +48,9 @@ def operations(base: str, account: str, users: int) -> dict[str, str]:
 
 def run(database: str, scratch: Path, users: int, seconds: int, rounds: int) -> None:
     account = generate(database, users)
-    accessd, base = start([str(RELEASE / "accessd"), "serve", "--listen", "127.0.0.1:0", "--database", database],
-                          {"ACCESSD_ADMIN_TOKEN": TOKEN, "ACCESSD_SECRET_KEY_FILE": str(scratch / "secret.key"),
-                           "ACCESSD_LOG": "warn"})
-    bare_process, bare_base = start([str(RELEASE / "examples" / "bare_handler")])
+    accessd, base = start([str(ACCESSD), "serve", "--listen", "127.0.0.1:0", "--database", database],
+                          accessd_env(scratch / "secret.key"))
+    bare_process, bare_base = start([str(BARE_HANDLER)])
     headers = {"Authorization": f"Bearer {TOKEN}"}
     backend = database.split(":", 1)[0]
     try:
@@ -61,8 +59,8 @@ def run(database: str, scratch: Path, users: int, seconds: int, rounds: int) -> 
             for _ in range(rounds):
                 bare.append(wrk(f"{bare_base}{path}", headers, seconds, 32))
                 served.append(wrk(f"{base}{path}", headers, seconds, 32))
-            bare_rate, bare_p99 = (statistics.median(m[i] for m in bare) for i in (0, 1))
-            rate, p99 = (statistics.median(m[i] for m in served) for i in (0, 1))
+            bare_rate, bare_p99 = median(bare).rate, median(bare).p99
+            rate, p99 = median(served).rate, median(served).p99
             print(f"{backend:<9} {name:<24} {rate:>9.0f} req/s  p99 {p99:>7.2f} ms   "
                   f"bare {bare_rate:>9.0f} req/s  p99 {bare_p99:>6.2f} ms   "
                   f"{rate / bare_rate:>6.1%} of the rate, p99 x{p99 / bare_p99:.1f}", flush=True)
@@ -78,9 +76,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres", help="also run on this PostgreSQL database URL (it must be empty)")
     args = parser.parse_args()
-    for binary in (RELEASE / "accessd", RELEASE / "examples" / "bare_handler"):
-        if not binary.exists():
-            sys.exit(f"{binary} is missing: cargo build --release --bin accessd --example bare_handler")
+    require_binaries()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         run(f"sqlite://{scratch / 'accessd.db'}", scratch, args.users, args.seconds, args.rounds)
