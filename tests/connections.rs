@@ -20,6 +20,7 @@ crate::on_each_backend!(
     a_silent_connection_is_cut_at_the_header_timeout,
     one_client_beyond_its_cap_cannot_keep_another_out,
     idle_keep_alives_make_room_for_a_new_client,
+    requests_cut_off_by_their_clients_leave_no_connection_stuck,
 );
 
 /// Another client than the tests' usual 127.0.0.1 (Linux routes all of
@@ -364,4 +365,73 @@ async fn idle_keep_alives_make_room_for_a_new_client(db: TestDb) {
         }
     }
     assert_eq!(shed, 1, "exactly one idle connection makes room");
+}
+
+/// Clients that give up mid-request (as a load generator does when it
+/// stops) must not leave a database connection inside a half-done
+/// transaction: every later listing and write still succeeds.
+async fn requests_cut_off_by_their_clients_leave_no_connection_stuck(db: TestDb) {
+    let server = Server::start(&db).await;
+    let account = server.create_account("Cut off").await;
+    let users = format!("/accounts/{account}/access/users");
+    for i in 0..30 {
+        let created = server
+            .post(
+                &users,
+                ADMIN_TOKEN,
+                serde_json::json!({"email": format!("cut{i}@example.com")}),
+            )
+            .await;
+        assert!(created.status.is_success(), "{}", created.body);
+    }
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_micros(300))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    for round in 0..10 {
+        let mut cut = Vec::new();
+        for page in 1..=16 {
+            let list = impatient
+                .get(server.url(&format!("{users}?per_page=5&page={page}")))
+                .bearer_auth(ADMIN_TOKEN)
+                .send();
+            let create = impatient
+                .post(server.url(&users))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&serde_json::json!({"email": format!("gone{round}.{page}@example.com")}))
+                .send();
+            cut.push(tokio::spawn(async move {
+                let _ = list.await;
+                let _ = create.await;
+            }));
+        }
+        for task in cut {
+            let _ = task.await;
+        }
+    }
+    for i in 0..20 {
+        let page = server
+            .get(
+                &format!("{users}?per_page=5&page={}", i % 6 + 1),
+                ADMIN_TOKEN,
+            )
+            .await;
+        assert!(
+            page.status.is_success(),
+            "listing after cut-off requests: {}",
+            page.body
+        );
+        let created = server
+            .post(
+                &users,
+                ADMIN_TOKEN,
+                serde_json::json!({"email": format!("after{i}@example.com")}),
+            )
+            .await;
+        assert!(
+            created.status.is_success(),
+            "write after cut-off requests: {}",
+            created.body
+        );
+    }
 }

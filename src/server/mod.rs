@@ -8,6 +8,7 @@
 mod admission;
 mod watch;
 
+use axum::response::IntoResponse;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -133,7 +134,21 @@ async fn serve_connection(
             request.map(|body| Body::new(DeadlineBody::new(body, limits.body_timeout)));
         request.extensions_mut().insert(ConnectInfo(peer));
         async move {
-            let response = tower_service::Service::call(&mut router, request).await?;
+            // The handler runs in a task of its own: a client that goes away
+            // drops this future, which must not cut a database transaction
+            // off halfway and hand its connection back still inside it.
+            let handling =
+                tokio::spawn(
+                    async move { tower_service::Service::call(&mut router, request).await },
+                );
+            let response = match handling.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(err) => {
+                    tracing::error!(%err, "request handler did not finish");
+                    hyper::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            };
             Ok::<_, Infallible>(response.map(|body| Body::new(GuardedBody::new(body, busy))))
         }
     });
