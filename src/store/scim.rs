@@ -6,7 +6,7 @@ use serde_json::Value;
 use tracing::instrument;
 
 use super::snapshot::{HOLD_OWNER, ListingScope, NEXT_DELETION};
-use super::{Bind, Store, StoreError, StoreResult, bind_all, corrupt, with_pool};
+use super::{Bind, Store, StoreError, StoreResult, bind_all, corrupt, with_pool, with_writer};
 use crate::domain::secret::SecretHash;
 use crate::domain::{AccountId, IdpId, Timestamp};
 
@@ -92,7 +92,7 @@ impl Store {
         let resource = serde_json::to_string(&user.resource).map_err(corrupt)?;
         let keys = SearchKeys::of(&user.resource);
         let (emails_sql, emails_binds) = keys.email_rows(&user.id, user.idp_id.as_str());
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             // Creations of one provider take `seq` values in commit order.
             sqlx::query(HOLD_OWNER)
@@ -174,7 +174,7 @@ impl Store {
     /// Removes tombstones of SCIM users deleted before `before`.
     #[instrument(skip_all)]
     pub async fn purge_scim_tombstones(&self, before: Timestamp) -> StoreResult<u64> {
-        let purged = with_pool!(self, |pool| {
+        let purged = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM scim_users WHERE deleted_at IS NOT NULL AND deleted_at < $1")
                 .bind(before.micros())
                 .execute(pool)
@@ -193,7 +193,7 @@ impl Store {
         let resource = serde_json::to_string(&user.resource).map_err(corrupt)?;
         let keys = SearchKeys::of(&user.resource);
         let (emails_sql, emails_binds) = keys.email_rows(&user.id, user.idp_id.as_str());
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query(sql)
                 .bind(user.idp_id.as_str())
@@ -237,7 +237,7 @@ impl Store {
         id: &str,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let deleted = with_pool!(self, |pool| {
+        let deleted = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let number: i64 = sqlx::query_scalar(NEXT_DELETION)
                 .bind(ListingScope::ScimUsers.name())
@@ -274,13 +274,13 @@ impl Store {
         let mark = "UPDATE scim_users SET display_name_key = $2, keys_indexed = $3 WHERE id = $1";
         let mut indexed = 0;
         loop {
-            let rows: Vec<(String, String, String)> = with_pool!(self, |pool| {
+            let rows: Vec<(String, String, String)> = with_writer!(self, |pool| {
                 sqlx::query_as(pending).bind(BATCH).fetch_all(pool).await?
             });
             if rows.is_empty() {
                 return Ok(indexed);
             }
-            with_pool!(self, |pool| {
+            with_writer!(self, |pool| {
                 let mut tx = pool.begin().await?;
                 for (id, idp, resource) in &rows {
                     // A resource that does not parse matches no key, as in memory.

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use tracing::instrument;
 
-use super::{Bind, Store, StoreError, StoreResult, bind_all, corrupt, with_pool};
+use super::{Bind, Store, StoreError, StoreResult, bind_all, corrupt, with_pool, with_writer};
 use crate::domain::{AccountId, IdpId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -156,7 +156,7 @@ impl Store {
             added: group.members.clone(),
             removed: Vec::new(),
         };
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(&insert)
                 .bind(&group.id)
@@ -190,7 +190,7 @@ impl Store {
         let update = "UPDATE scim_groups SET display_name = $4, external_id = $5, resource = $6, version = $7, \
                       updated_at = $8, display_name_key = $9 WHERE id = $1 AND idp_id = $2 AND account_id = $3";
         let resource = serde_json::to_string(&group.resource).map_err(corrupt)?;
-        let saved = with_pool!(self, |pool| {
+        let saved = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query(update)
                 .bind(&group.id)
@@ -253,7 +253,7 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn delete_scim_group(&self, idp: &IdpId, id: &str) -> StoreResult<bool> {
-        let affected = with_pool!(self, |pool| {
+        let affected = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM scim_groups WHERE idp_id = $1 AND id = $2")
                 .bind(idp.as_str())
                 .bind(id)

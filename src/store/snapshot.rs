@@ -18,7 +18,7 @@
 
 use tracing::instrument;
 
-use super::{Bind, Store, StoreResult, with_pool};
+use super::{Bind, Store, StoreResult, with_pool, with_writer};
 use crate::domain::Timestamp;
 
 /// How long a listing may take from its first page to its last.
@@ -181,7 +181,7 @@ impl Store {
                       SELECT listing FROM listing_snapshots WHERE caller = $1 \
                       ORDER BY expires_at DESC, listing LIMIT $3))";
         let deletions = snapshot.deletions_hidden();
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(pin)
                 .bind(key.caller)
@@ -205,7 +205,7 @@ impl Store {
     /// Removes snapshots that expired by `now`.
     #[instrument(skip_all)]
     pub async fn purge_expired_snapshots(&self, now: Timestamp) -> StoreResult<u64> {
-        let purged = with_pool!(self, |pool| {
+        let purged = with_writer!(self, |pool| {
             sqlx::query("DELETE FROM listing_snapshots WHERE expires_at <= $1")
                 .bind(now.micros())
                 .execute(pool)
