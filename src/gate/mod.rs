@@ -308,16 +308,39 @@ impl Gate {
         token: &StoredServiceToken,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let id = token.token.id.to_string();
-        let last = lock(&self.held)
-            .service_tokens_seen
-            .get(&id)
-            .or(token.token.last_seen_at);
-        if last.is_some_and(|at| now < at.plus_seconds(LAST_SEEN_RESOLUTION_SECONDS)) {
+        let due = self.use_is_due(
+            |h| &mut h.service_tokens_seen,
+            token.token.id.to_string(),
+            token.token.last_seen_at,
+            now,
+            LAST_SEEN_RESOLUTION_SECONDS,
+        );
+        if !due {
             return Ok(());
         }
-        lock(&self.held).service_tokens_seen.insert(id, now);
         store.mark_service_token_seen(&token.token.id, now).await
+    }
+
+    /// Whether a use of credential `id` at `now` should be written back: the
+    /// last one written (by this process, else as stored) is older than
+    /// `resolution_seconds`. Marks it written when it is, in one step, so
+    /// concurrent uses write it once.
+    fn use_is_due(
+        &self,
+        written: fn(&mut Held) -> &mut Bounded<String, Timestamp>,
+        id: String,
+        stored: Option<Timestamp>,
+        now: Timestamp,
+        resolution_seconds: i64,
+    ) -> bool {
+        let mut held = lock(&self.held);
+        let marks = written(&mut held);
+        let last = marks.get(&id).or(stored);
+        if last.is_some_and(|at| now < at.plus_seconds(resolution_seconds)) {
+            return false;
+        }
+        marks.insert(id, now);
+        true
     }
 
     /// A token minted by `mint` for this (application, service token,
@@ -399,15 +422,16 @@ impl Gate {
         token: &ApiToken,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let id = token.id.to_string();
-        let last = lock(&self.held)
-            .api_tokens_used
-            .get(&id)
-            .or(token.last_used_on);
-        if last.is_some_and(|at| now < at.plus_seconds(LAST_USED_RESOLUTION_SECONDS)) {
+        let due = self.use_is_due(
+            |h| &mut h.api_tokens_used,
+            token.id.to_string(),
+            token.last_used_on,
+            now,
+            LAST_USED_RESOLUTION_SECONDS,
+        );
+        if !due {
             return Ok(());
         }
-        lock(&self.held).api_tokens_used.insert(id, now);
         store.touch_token(token, now).await
     }
 

@@ -236,8 +236,8 @@ pub async fn certs(
     headers: HeaderMap,
 ) -> Result<Response, LoginError> {
     let host = host_of(&headers);
-    let owner = match state.store.find_app_by_host(&host).await? {
-        Some(app) => Some(app.account_id),
+    let owner = match state.gate.app_by_host(&state.store, &host).await? {
+        Some(app) => Some(app.account_id.clone()),
         // A team domain speaks for its organization's account.
         None => state
             .store

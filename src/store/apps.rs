@@ -240,22 +240,6 @@ impl Store {
         .await
     }
 
-    /// The application a request for `path` on `host` belongs to: the one
-    /// claiming the longest path of the host that `path` lies under (a
-    /// claim of the bare host covers every path).
-    #[instrument(skip_all)]
-    pub async fn find_app_for_path(
-        &self,
-        host: &str,
-        path: &str,
-    ) -> StoreResult<Option<AccessApp>> {
-        let claims = self.host_claims(host).await?;
-        match HostClaim::for_path(&claims, host, path) {
-            Some(claim) => self.find_app_by_id(&claim.app_id).await,
-            None => Ok(None),
-        }
-    }
-
     /// Every claim on `host`: the host itself and paths below it.
     #[instrument(skip_all)]
     pub async fn host_claims(&self, host: &str) -> StoreResult<Vec<HostClaim>> {
@@ -303,17 +287,6 @@ impl Store {
                 .await?
         });
         Ok(named && !exact)
-    }
-
-    /// The application served on `host`: the one claiming the host itself,
-    /// else the one claiming the shortest path below it.
-    #[instrument(skip_all)]
-    pub async fn find_app_by_host(&self, host: &str) -> StoreResult<Option<AccessApp>> {
-        let claims = self.host_claims(host).await?;
-        match HostClaim::serving_host(&claims) {
-            Some(claim) => self.find_app_by_id(&claim.app_id).await,
-            None => Ok(None),
-        }
     }
 
     #[instrument(skip_all)]
